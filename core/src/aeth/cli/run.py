@@ -1,0 +1,83 @@
+"""``aeth run``: answer one prompt, streamed, with the specialist that fits it best."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+
+import click
+
+from aeth.cli.root import active_config, cli
+
+
+def read_stdin() -> str:
+    """Piped or redirected standard input, else "" (a terminal or /dev/null is never waited on)."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):  # no real stdin (closed, or a test runner's buffer)
+        return "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    return sys.stdin.read() if stat.S_ISFIFO(mode) or stat.S_ISREG(mode) else ""
+
+
+@cli.command()
+@click.argument("prompt", required=False)
+@click.option("-s", "--specialist", metavar="NAME", help="Answer with this specialist; skips routing.")
+@click.option("--temperature", type=click.FloatRange(0, 10), help="Sampling temperature; 0 = greedy.")
+@click.option("--top-p", type=click.FloatRange(0, 1, min_open=True), help="Nucleus sampling mass.")
+@click.option("--top-k", type=click.IntRange(0), help="Sample from the k likeliest tokens (0 = off).")
+@click.option("--max-tokens", type=click.IntRange(1), help="Most tokens to generate.")
+@click.option("--seed", type=click.IntRange(0), help="Random seed, for a reproducible answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, specialist, reason, token counts) instead of streaming.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not say on stderr which specialist answered and why.")
+@click.pass_context
+def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, as_json, quiet):
+    """Answer PROMPT with the best specialist, streaming tokens as they come.
+
+    PROMPT may also come on standard input; given both, the piped text follows the prompt.
+    Which specialist answered, and why, goes to stderr.
+
+    \b
+    Examples:
+      aeth run "What is the capital of France?"
+      aeth run -s coding "Write a function that reverses a string"
+      cat error.log | aeth run "Why does this fail?"
+      aeth run --json --seed 1 "Give me a haiku"
+    """
+    from aeth.app import Aeth
+    from aeth.errors import PolicyBlocked
+    from aeth.request import Request
+
+    piped = read_stdin().strip()
+    text = "\n\n".join(p for p in (prompt, piped) if p)
+    if not text.strip():
+        raise click.UsageError("no prompt: give one as an argument or pipe it on standard input")
+    app = Aeth(active_config(ctx))
+    request = Request(prompt=text, specialist=specialist, temperature=temperature, top_p=top_p, top_k=top_k,
+                      max_tokens=max_tokens, seed=seed)
+    answer = app.stream(request)
+    if not quiet and not as_json:
+        click.secho(f"[{answer.specialist.name}] {answer.bid.reason}", err=True, dim=True)
+    if as_json:
+        answer.text()
+        out = answer.response.to_dict()
+        out["bids"] = [{"specialist": b.specialist, "score": round(b.score, 4), "plugin": b.plugin} for b in answer.bids]
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    try:
+        for chunk in answer:
+            click.echo(chunk, nl=False)
+            sys.stdout.flush()
+    except KeyboardInterrupt:
+        click.echo("", err=False)
+        click.secho("interrupted", err=True, fg="yellow")
+        ctx.exit(130)
+    except PolicyBlocked:
+        click.echo("")
+        raise
+    click.echo("")
+    r = answer.response
+    if not quiet:
+        rate = f", {r.tokens_out / r.seconds:.0f} tok/s" if r.seconds else ""
+        click.secho(f"[{r.specialist}] {r.tokens_out} tokens in {r.seconds:.1f} s{rate} ({r.finish_reason})", err=True, dim=True)

@@ -1,0 +1,219 @@
+"""Configuration: defaults < user config file < ./aeth.yaml < AETH_* env vars < -o key=value.
+
+Keys are dotted (``router.threshold``); in YAML they nest. Each key's environment variable is
+``AETH_`` plus the key upper-cased with dots as underscores (``AETH_ROUTER_THRESHOLD``). Anything
+under ``plugins.<name>.`` is free-form and belongs to that plugin. Unknown keys and bad values
+from every source are collected and reported together in one :class:`~aeth.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aeth.errors import ConfigError
+
+CONFIG_FILE = "aeth.yaml"
+
+
+def _choice(*options: str) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(options)}")
+        return v
+    return check
+
+
+def _number(kind: type, lo: float | None = None, hi: float | None = None, optional: bool = False) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if v is None and optional:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not float(v).is_integer()):
+            raise ValueError(f"must be {'an integer' if kind is int else 'a number'}")
+        v = kind(v)
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ValueError(f"must be between {lo} and {hi}" if hi is not None else f"must be >= {lo}")
+        return v
+    return check
+
+
+def _threads(v: Any) -> Any:
+    return v if v == "auto" else _number(int, 1, 512)(v)
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
+def _text(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("must be a non-empty string")
+    return v
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: default, validator and the line of help ``aeth config`` shows."""
+
+    default: Any
+    check: Callable[[Any], Any]
+    help: str
+
+
+def _default_home() -> str:
+    import platformdirs
+
+    return platformdirs.user_data_dir("aeth")
+
+
+KEYS: dict[str, Key] = {
+    "home": Key(None, _text, "where models, adapters, datasets and caches live (default: the user data dir)"),
+    "model.default": Key("smollm2-135m-instruct", _text, "base model of the general fallback and of `--base` defaults"),
+    "model.quantization": Key(None, lambda v: v if v is None else _choice("auto", "nf4", "none")(v),
+                              "override every specialist's quantization: auto (NF4 on CUDA, bf16 on CPU), nf4, none"),
+    "model.dtype": Key("auto", _choice("auto", "bfloat16", "float16", "float32"), "compute dtype; auto = bf16 where supported, else fp32"),
+    "model.device": Key("auto", _choice("auto", "cpu", "cuda"), "where models run; auto = cuda if available"),
+    "model.threads": Key("auto", _threads, "torch CPU threads; auto = 1 for tiny models, all usable cores otherwise"),
+    "model.trust_remote_code": Key(False, _bool, "allow a hub model's own Python code to run (off: never by default)"),
+    "router.threshold": Key(0.35, _number(float, -1.0, 1.0), "best similarity below this falls back to router.fallback"),
+    "router.fallback": Key("general", _text, "specialist that answers when no specialist is confident"),
+    "router.top_k": Key(3, _number(int, 1, 100), "how many nearest routing examples are averaged per specialist"),
+    "generation.temperature": Key(None, _number(float, 0.0, 10.0, optional=True), "sampling temperature (0 = greedy); unset: the specialist's"),
+    "generation.top_p": Key(None, _number(float, 0.0, 1.0, optional=True), "nucleus sampling; unset: the specialist's"),
+    "generation.top_k": Key(None, _number(int, 0, optional=True), "top-k sampling (0 = off); unset: the specialist's"),
+    "generation.max_tokens": Key(None, _number(int, 1, optional=True), "most tokens to generate; unset: the specialist's"),
+    "generation.seed": Key(None, _number(int, 0, optional=True), "random seed for reproducible sampling"),
+}
+
+
+def env_name(key: str) -> str:
+    """The environment variable that sets ``key``."""
+    return "AETH_" + key.upper().replace(".", "_")
+
+
+def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in tree.items():
+        path = f"{prefix}{k}"
+        if path == "plugins" and isinstance(v, Mapping):
+            out.update({f"plugins.{name}": sub for name, sub in v.items()})  # each plugin's own subtree
+        elif isinstance(v, Mapping):
+            out.update(_flatten(v, path + "."))
+        else:
+            out[path] = v
+    return out
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        return raw
+
+
+class Config:
+    """Resolved configuration: ``config["router.threshold"]``, plus where each value came from."""
+
+    def __init__(self, values: dict[str, Any], sources: dict[str, str]):
+        self._values = values
+        self.sources = sources
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._values:
+            return self._values[key]
+        if key.startswith("plugins."):
+            return None
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` when it is unset or unknown."""
+        v = self._values.get(key)
+        return default if v is None else v
+
+    @property
+    def home(self) -> Path:
+        """``$AETH_HOME``: the root of everything aeth writes."""
+        return Path(self._values["home"]).expanduser()
+
+    def items(self) -> list[tuple[str, Any, str]]:
+        """(key, value, source) for every known key, sorted."""
+        return [(k, self._values.get(k), self.sources.get(k, "default")) for k in sorted(self._values)]
+
+
+def config_files(explicit: str | os.PathLike | None = None) -> list[Path]:
+    """Files read, lowest precedence first: the user config, then ./aeth.yaml (or only ``explicit``)."""
+    if explicit:
+        return [Path(explicit)]
+    import platformdirs
+
+    return [Path(platformdirs.user_config_dir("aeth")) / CONFIG_FILE, Path.cwd() / CONFIG_FILE]
+
+
+def load_config(overrides: Sequence[str] = (), path: str | os.PathLike | None = None,
+                env: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration from every source; raise one ConfigError listing all problems.
+
+    ``overrides`` are ``key=value`` strings (the CLI's ``-o``); ``path`` replaces the file search
+    (the CLI's ``--config`` / ``AETH_CONFIG``).
+    """
+    env = os.environ if env is None else env
+    path = path or env.get("AETH_CONFIG")
+    problems: list[str] = []
+    layers: list[tuple[str, dict[str, Any]]] = []
+
+    for f in config_files(path):
+        if not f.exists():
+            if path:
+                problems.append(f"{f}: config file not found")
+            continue
+        try:
+            tree = yaml.safe_load(f.read_text()) or {}
+        except yaml.YAMLError as e:
+            problems.append(f"{f}: not valid YAML: {e}".replace("\n", " "))
+            continue
+        if not isinstance(tree, Mapping):
+            problems.append(f"{f}: must hold a mapping of keys, got {type(tree).__name__}")
+            continue
+        layers.append((str(f), _flatten(tree)))
+
+    layers.append(("environment", {k: _parse_scalar(env[env_name(k)]) for k in KEYS if env_name(k) in env}))
+
+    cli: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"-o {item!r}: expected key=value, e.g. -o router.threshold=0.4")
+            continue
+        cli[key.strip()] = _parse_scalar(raw)
+    layers.append(("-o", cli))
+
+    values = {k: spec.default for k, spec in KEYS.items()}
+    sources: dict[str, str] = {}
+    for source, layer in layers:
+        for key, raw in layer.items():
+            if key.startswith("plugins."):
+                values[key], sources[key] = raw, source
+                continue
+            if key not in KEYS:
+                near = difflib.get_close_matches(key, list(KEYS), n=1)
+                problems.append(f"{source}: unknown key {key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+                continue
+            try:
+                values[key] = KEYS[key].check(raw)
+                sources[key] = source
+            except ValueError as e:
+                where = env_name(key) if source == "environment" else key
+                problems.append(f"{source}: {where} {e}, got {raw!r}")
+    if problems:
+        raise ConfigError(problems)
+    if values["home"] is None:
+        values["home"] = _default_home()
+    return Config(values, sources)

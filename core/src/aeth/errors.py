@@ -1,0 +1,45 @@
+"""The few exceptions aeth raises on purpose.
+
+Each message is written for the person at the keyboard: what went wrong, where, and how to fix
+it. The CLI shows them as they are (one line, non-zero exit); library users can catch
+:class:`AethError` to handle every one of them.
+"""
+
+from __future__ import annotations
+
+
+class AethError(Exception):
+    """Base of every error whose message a user can act on."""
+
+
+class ConfigError(AethError):
+    """The configuration has problems; all of them are reported together."""
+
+    def __init__(self, problems: list[str], source: str = "configuration"):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the {source}:\n{lines}")
+
+
+class PluginError(AethError):
+    """A plugin broke a rule of the plugin system (bad registration, failing hook)."""
+
+
+class SpecialistError(AethError):
+    """A specialist definition is invalid, or the specialist asked for does not exist."""
+
+
+class ModelError(AethError):
+    """A base model cannot be found, is unsafe to load, or fails to load."""
+
+
+class RoutingError(AethError):
+    """The router cannot work (its embedding model is missing, no specialist to route to)."""
+
+
+class PolicyBlocked(AethError):
+    """A ``check_input`` or ``check_output`` hook blocked the request."""
+
+    def __init__(self, plugin: str, reason: str, stage: str):
+        self.plugin, self.reason, self.stage = plugin, reason, stage
+        super().__init__(f"{stage} blocked by plugin {plugin!r}: {reason}")

@@ -1,0 +1,102 @@
+"""The streaming decode loop: prefill the prompt once, then one token per step, text out as it comes."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from aeth.generation.prompt import build_messages, encode_chat
+from aeth.generation.sampling import next_token
+from aeth.request import Request, Sampling
+from aeth.specialist import Specialist
+
+
+class Detokenizer:
+    """Turns a growing list of token ids into text increments.
+
+    Decoding token by token breaks multi-byte characters and word-initial spaces, so each step
+    decodes a short window and emits only what is new and complete (no trailing U+FFFD).
+    """
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer = tokenizer
+        self.ids: list[int] = []
+        self.prefix = 0  # window start
+        self.read = 0  # ids already emitted
+
+    def push(self, token_id: int) -> str:
+        """Add one id; return the text it completes (possibly empty)."""
+        self.ids.append(token_id)
+        before = self.tokenizer.decode(self.ids[self.prefix:self.read], skip_special_tokens=True)
+        after = self.tokenizer.decode(self.ids[self.prefix:], skip_special_tokens=True)
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.prefix, self.read = self.read, len(self.ids)
+            return after[len(before):]
+        return ""
+
+
+def stop_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Token ids that end an answer: the model's EOS ids plus the chat end-of-turn token if any."""
+    found: set[int] = set()
+    for source in (getattr(model, "generation_config", None), model.config, tokenizer):
+        eos = getattr(source, "eos_token_id", None)
+        found.update(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+    for marker in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
+        tid = tokenizer.convert_tokens_to_ids(marker) if marker in tokenizer.get_vocab() else None
+        if tid is not None:
+            found.add(tid)
+    return found
+
+
+def stream_tokens(model: Any, prompt_ids: list[int], sampling: Sampling, stop: set[int],
+                  stats: dict[str, Any]) -> Iterator[int]:
+    """Yield generated token ids until a stop id or ``sampling.max_tokens``; fill ``stats``."""
+    import torch
+    from transformers import DynamicCache
+
+    generator = torch.Generator().manual_seed(sampling.seed if sampling.seed is not None else random.randrange(2**63))
+    device = next(model.parameters()).device
+    cache = DynamicCache(config=model.config)
+    ids = torch.tensor([prompt_ids], device=device)
+    generated = torch.empty(0, dtype=torch.long)
+    stats.update(tokens_in=len(prompt_ids), tokens_out=0, finish_reason="length")
+    with torch.inference_mode():
+        for _ in range(sampling.max_tokens):
+            logits = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
+            token = next_token(logits.cpu(), sampling, generator, generated)
+            if token in stop:
+                stats["finish_reason"] = "stop"
+                return
+            generated = torch.cat([generated, torch.tensor([token])])
+            stats["tokens_out"] += 1
+            yield token
+            ids = torch.tensor([[token]], device=device)
+
+
+def stream_text(loaded: Any, messages: list[dict[str, str]], sampling: Sampling, stats: dict[str, Any]) -> Iterator[str]:
+    """Yield the answer to ``messages`` as text increments, as soon as each is complete."""
+    tokenizer = loaded.tokenizer
+    detok = Detokenizer(tokenizer)
+    prompt_ids = encode_chat(tokenizer, messages)
+    for token in stream_tokens(loaded.model, prompt_ids, sampling, stop_ids(loaded.model, tokenizer), stats):
+        piece = detok.push(token)
+        if piece:
+            yield piece
+
+
+def answerer(loaded: Any, specialist: Specialist, max_tokens: int = 64, temperature: float = 0.0,
+             seed: int = 0) -> Callable[[str], str]:
+    """A ``prompt -> answer`` function on ``loaded`` with ``specialist``'s prompt (greedy by default).
+
+    Eval suites run against such functions, so the same suite can judge any backend.
+    """
+    defaults = specialist.generation
+    sampling = Sampling(temperature=temperature, top_p=defaults.top_p, top_k=defaults.top_k,
+                        max_tokens=max_tokens, repetition_penalty=defaults.repetition_penalty, seed=seed)
+
+    def answer(prompt: str) -> str:
+        messages = build_messages(specialist, Request(prompt=prompt))
+        return "".join(stream_text(loaded, messages, sampling, {})).strip()
+
+    return answer

@@ -1,0 +1,40 @@
+"""Pick the next token from logits: repetition penalty, temperature, top-k, top-p."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aeth.request import Sampling
+
+if TYPE_CHECKING:
+    import torch
+
+
+def next_token(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None,
+               previous: torch.Tensor | None = None) -> int:
+    """Choose one token id from a 1-D logits vector.
+
+    ``previous`` holds the ids generated so far (for the repetition penalty, applied CTRL-style:
+    positive logits divided, negative multiplied). Temperature 0 means greedy.
+    """
+    import torch
+
+    logits = logits.float()
+    if sampling.repetition_penalty != 1.0 and previous is not None and previous.numel():
+        seen = previous.unique()
+        scores = logits[seen]
+        logits[seen] = torch.where(scores > 0, scores / sampling.repetition_penalty, scores * sampling.repetition_penalty)
+    if sampling.temperature == 0:
+        return int(torch.argmax(logits))
+    logits = logits / sampling.temperature
+    if sampling.top_k and sampling.top_k < logits.numel():
+        kth = torch.topk(logits, sampling.top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if sampling.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
+        # drop a token once the mass before it already reaches top_p (the first token always stays)
+        drop = (cumulative - torch.softmax(sorted_logits, dim=-1)) >= sampling.top_p
+        logits = logits.index_fill(0, order[drop], float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))

@@ -1,0 +1,85 @@
+"""The plain data that flows through a request: what was asked, who bid, what was answered."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Request:
+    """One prompt to answer.
+
+    ``specialist`` set means routing is bypassed. Sampling fields left as ``None`` fall back to the
+    user's config, then to the specialist's :class:`~aeth.specialist.GenerationDefaults`.
+    ``history`` holds earlier turns as ``{"role", "content"}`` dicts; ``images`` holds paths for
+    specialists that see.
+    """
+
+    prompt: str
+    specialist: str | None = None
+    history: tuple[dict, ...] = ()
+    images: tuple[str, ...] = ()
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+@dataclass(frozen=True)
+class Bid:
+    """A router's offer: this specialist should answer, with this confidence, for this reason."""
+
+    specialist: str
+    score: float
+    reason: str
+    plugin: str = ""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Resolved sampling parameters for one generation (no ``None`` left)."""
+
+    temperature: float
+    top_p: float
+    top_k: int
+    max_tokens: int
+    repetition_penalty: float
+    seed: int | None
+
+
+@dataclass
+class GenerationContext:
+    """What a ``generate`` implementation gets besides the specialist and the request.
+
+    ``models`` is the process-wide :class:`~aeth.models.pool.ModelPool`; ``stats`` is filled in by
+    the generator (``tokens_in``, ``tokens_out``, ``finish_reason``) and copied into the response.
+    """
+
+    config: Any
+    sampling: Sampling
+    models: Any
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Response:
+    """The answer to a request, and how it came about."""
+
+    id: str
+    specialist: str
+    text: str
+    reason: str
+    score: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    finish_reason: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-friendly form (what ``aeth run --json`` prints)."""
+        return dict(self.__dict__)

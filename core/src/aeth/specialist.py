@@ -1,0 +1,227 @@
+"""What a specialist is: plain dataclasses a plugin fills in and core validates.
+
+A specialist is a base model plus a LoRA adapter spec, a system prompt, routing examples, generation
+defaults, a dataset recipe and an eval suite. Plugins build these objects and hand them to the
+``register`` callback of the ``register_specialists`` hook; core validates them and reports every
+problem with the plugin's name and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+QUANTIZATIONS = ("auto", "nf4", "none")
+ROLES = ("system", "user", "assistant")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class AdapterSpec:
+    """The LoRA adapter a specialist trains on top of its base model."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: tuple[str, ...] = DEFAULT_TARGET_MODULES
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) pairs for every invalid value."""
+        out = []
+        if not isinstance(self.r, int) or isinstance(self.r, bool) or self.r < 1:
+            out.append(("adapter.r", f"must be a positive integer, got {self.r!r}"))
+        if not isinstance(self.alpha, (int, float)) or isinstance(self.alpha, bool) or self.alpha <= 0:
+            out.append(("adapter.alpha", f"must be a positive number, got {self.alpha!r}"))
+        if not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            out.append(("adapter.dropout", f"must be in [0, 1), got {self.dropout!r}"))
+        tm = self.target_modules
+        if isinstance(tm, str) or not tm or not all(isinstance(m, str) and m for m in tm):
+            out.append(("adapter.target_modules", f"must be a non-empty tuple of module names, got {tm!r}"))
+        return out
+
+
+@dataclass(frozen=True)
+class GenerationDefaults:
+    """Sampling defaults a specialist prefers; request options and user config override them."""
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50
+    max_tokens: int = 256
+    repetition_penalty: float = 1.0
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) pairs for every invalid value."""
+        checks = [
+            ("temperature", self.temperature >= 0, ">= 0"),
+            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+            ("top_k", isinstance(self.top_k, int) and self.top_k >= 0, "an integer >= 0 (0 = off)"),
+            ("max_tokens", isinstance(self.max_tokens, int) and self.max_tokens >= 1, "an integer >= 1"),
+            ("repetition_penalty", self.repetition_penalty > 0, "> 0"),
+        ]
+        return [(f"generation.{n}", f"must be {want}, got {getattr(self, n)!r}") for n, ok, want in checks if not ok]
+
+
+def record_problems(record: Any) -> list[tuple[str, str]]:
+    """(field, message) pairs that make ``record`` an invalid chat record.
+
+    A chat record is ``{"messages": [{"role": ..., "content": ...}, ...]}`` whose roles are
+    system/user/assistant, with at least one user turn and an assistant turn last (the answer
+    the model learns).
+    """
+    if not isinstance(record, Mapping):
+        return [("record", f"must be a mapping with a 'messages' list, got {type(record).__name__}")]
+    msgs = record.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        return [("messages", "must be a non-empty list of {role, content} objects")]
+    out = []
+    for i, m in enumerate(msgs):
+        if not isinstance(m, Mapping):
+            out.append((f"messages[{i}]", "must be an object with 'role' and 'content'"))
+            continue
+        if m.get("role") not in ROLES:
+            out.append((f"messages[{i}].role", f"must be one of {', '.join(ROLES)}, got {m.get('role')!r}"))
+        if not isinstance(m.get("content"), str) or not m["content"].strip():
+            out.append((f"messages[{i}].content", "must be a non-empty string"))
+    roles = [m.get("role") for m in msgs if isinstance(m, Mapping)]
+    if "user" not in roles:
+        out.append(("messages", "needs at least one user message"))
+    if roles and roles[-1] != "assistant":
+        out.append(("messages", "must end with an assistant message (the answer to learn)"))
+    return out
+
+
+def record_key(record: Mapping) -> str:
+    """A stable content hash of a record (used for splits, dedup and overlap checks)."""
+    blob = json.dumps(record["messages"], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class DatasetRecipe:
+    """How to build a specialist's training data.
+
+    ``load`` returns an iterable of chat records (see :func:`record_problems`). The train /
+    validation split is deterministic: a record's side depends only on its content hash, so adding
+    records never moves existing ones across the split.
+    """
+
+    name: str
+    version: str
+    load: Callable[[], Iterable[Mapping]]
+    description: str = ""
+    validation_fraction: float = 0.1
+
+    def records(self) -> list[dict]:
+        """All records, validated; a bad one raises naming the recipe, its index and the field."""
+        from aeth.errors import SpecialistError
+
+        out = []
+        for i, rec in enumerate(self.load()):
+            probs = record_problems(rec)
+            if probs:
+                where, msg = probs[0]
+                raise SpecialistError(f"recipe {self.name!r} record {i}: {where} {msg}")
+            out.append(dict(rec))
+        return out
+
+    def split(self) -> tuple[list[dict], list[dict]]:
+        """``(train, validation)``: deterministic by content hash, about ``validation_fraction`` held out."""
+        train, val = [], []
+        for rec in self.records():
+            bucket = int(record_key(rec)[:8], 16) / 0xFFFFFFFF
+            (val if bucket < self.validation_fraction else train).append(rec)
+        return train, val
+
+
+@dataclass(frozen=True)
+class EvalCase:
+    """One eval item: a prompt and whatever the scorer needs to judge an answer."""
+
+    id: str
+    prompt: str
+    reference: Any = None
+
+
+@dataclass(frozen=True)
+class EvalSuite:
+    """A specialist's eval suite: cases plus a scorer returning a number in [0, 1] per answer."""
+
+    name: str
+    version: str
+    cases: Callable[[], Iterable[EvalCase]]
+    score: Callable[[EvalCase, str], float]
+    description: str = ""
+    metric: str = "score"
+
+
+@dataclass(frozen=True)
+class Specialist:
+    """A narrow specialist: a base model plus adapter spec, prompt, routing examples, data and evals.
+
+    ``plugin`` is filled in by core with the name of the plugin that registered it.
+    """
+
+    name: str
+    description: str
+    base_model: str = DEFAULT_BASE_MODEL
+    adapter: AdapterSpec = field(default_factory=AdapterSpec)
+    quantization: str = "auto"
+    system_prompt: str = ""
+    routing_examples: tuple[str, ...] = ()
+    generation: GenerationDefaults = field(default_factory=GenerationDefaults)
+    recipe: DatasetRecipe | None = None
+    suite: EvalSuite | None = None
+    version: str = "0.1"
+    plugin: str = ""
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) pairs for every invalid value; empty when the specialist is valid."""
+        out = []
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            out.append(("name", f"must be lowercase letters, digits and '-', starting with a letter, at most 40 chars; got {self.name!r}"))
+        if not isinstance(self.description, str) or not self.description.strip():
+            out.append(("description", "must be a non-empty string (it is shown in `aeth specialists`)"))
+        if not isinstance(self.base_model, str) or not self.base_model.strip():
+            out.append(("base_model", "must name a model: a hub id, a local directory or a built-in name"))
+        if self.quantization not in QUANTIZATIONS:
+            out.append(("quantization", f"must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}"))
+        if not isinstance(self.system_prompt, str):
+            out.append(("system_prompt", "must be a string"))
+        ex = self.routing_examples
+        if isinstance(ex, str) or not all(isinstance(e, str) and e.strip() for e in ex):
+            out.append(("routing_examples", "must be a tuple of non-empty prompt strings"))
+        if isinstance(self.adapter, AdapterSpec):
+            out += self.adapter.problems()
+        else:
+            out.append(("adapter", f"must be an AdapterSpec, got {type(self.adapter).__name__}"))
+        if isinstance(self.generation, GenerationDefaults):
+            out += self.generation.problems()
+        else:
+            out.append(("generation", f"must be a GenerationDefaults, got {type(self.generation).__name__}"))
+        if self.recipe is not None and not isinstance(self.recipe, DatasetRecipe):
+            out.append(("recipe", f"must be a DatasetRecipe or None, got {type(self.recipe).__name__}"))
+        if self.suite is not None and not isinstance(self.suite, EvalSuite):
+            out.append(("suite", f"must be an EvalSuite or None, got {type(self.suite).__name__}"))
+        return out
+
+    def summary(self) -> dict:
+        """A JSON-friendly description (no callables)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "plugin": self.plugin,
+            "version": self.version,
+            "base_model": self.base_model,
+            "quantization": self.quantization,
+            "adapter": {f.name: getattr(self.adapter, f.name) for f in fields(self.adapter)},
+            "routing_examples": len(self.routing_examples),
+            "recipe": self.recipe.name if self.recipe else None,
+            "suite": self.suite.name if self.suite else None,
+        }

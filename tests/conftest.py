@@ -1,0 +1,21 @@
+"""Suite-wide checks: every hook in aeth.hookspecs must be called by some test."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Only a run of the whole suite can tell whether a hook is exercised; a selection cannot.
+    opts = session.config.option
+    whole_suite = session.config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    if exitstatus != 0 or not whole_suite or opts.keyword or opts.markexpr or getattr(opts, "lf", False):
+        return
+    from aeth import hookspecs
+    from aeth.plugins import HOOK_CALLS
+
+    never = sorted(n for n in dir(hookspecs) if n in hookspecs.__dict__ and hasattr(getattr(hookspecs, n), "aeth_spec")
+                   and HOOK_CALLS[n] == 0)
+    if never:
+        session.config.get_terminal_writer().line(f"hooks never exercised by any test: {', '.join(never)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,0 +1,119 @@
+"""The command line: help, listings, `aeth run` on the tiny model, exit codes and stdin."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from aeth.cli import cli
+from aeth.plugins import get_host
+
+AETH = str(Path(sys.executable).with_name("aeth"))
+HEAVY = ("torch", "transformers", "peft", "sentence_transformers", "bitsandbytes")
+
+
+def invoke(*args, input=None):
+    get_host()
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["plugins"], ["plugins", "--all"], ["specialists"], ["specialists", "--json"], ["config"]])
+def test_listing_commands_never_import_the_model_stack(args, aeth_home):
+    probe = textwrap.dedent(f"""
+        import sys
+        from aeth.cli import main
+        try:
+            main({args!r})
+        except SystemExit as e:
+            assert not e.code, e.code
+        print("HEAVY", sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                         env={**os.environ, "AETH_HOME": str(aeth_home)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stderr
+
+
+def test_plugins_json_lists_name_version_hooks_registrations(aeth_home):
+    result = invoke("plugins", "--all")
+    data = json.loads(result.stdout)
+    general = next(p for p in data if p["name"] == "aeth.general")
+    assert general["default"] is True and general["hooks"] == ["register_specialists"]
+    assert general["registered"]["specialists"] == ["general"]
+    assert {"aeth.router", "aeth.generator", "aeth.evaluator"} <= {p["name"] for p in data}
+    assert not any(p["default"] for p in json.loads(invoke("plugins").stdout))
+
+
+def test_specialists_table_and_json(aeth_home):
+    assert "general" in invoke("specialists").stdout
+    rows = json.loads(invoke("specialists", "--json").stdout)
+    assert any(r["name"] == "general" and r["plugin"] == "aeth.general" for r in rows)
+
+
+def test_config_shows_sources(aeth_home):
+    rows = json.loads(invoke("-o", "router.threshold=0.5", "config", "--json").stdout)
+    row = next(r for r in rows if r["key"] == "router.threshold")
+    assert (row["value"], row["source"], row["env"]) == (0.5, "-o", "AETH_ROUTER_THRESHOLD")
+
+
+def test_bad_config_is_one_error(aeth_home):
+    result = CliRunner().invoke(cli, ["-o", "router.treshold=1", "-o", "model.threads=0", "config"])
+    assert result.exit_code == 1
+    assert "2 problem(s)" in result.output and "did you mean 'router.threshold'" in result.output
+
+
+def test_run_streams_an_answer_from_the_tiny_model(aeth_home, tiny_model_dir):
+    result = invoke("-o", f"model.default={tiny_model_dir}", "run", "-s", "general", "--seed", "1", "--max-tokens", "8", "hello")
+    assert result.exit_code == 0
+    assert result.stdout.strip()
+    assert "[general] chosen with --specialist" in result.stderr
+    assert "tokens in" in result.stderr
+    quiet = invoke("-o", f"model.default={tiny_model_dir}", "run", "-q", "-s", "general", "--seed", "1", "--max-tokens", "8", "hello")
+    assert quiet.stderr == "" and quiet.stdout == result.stdout
+
+
+def test_run_json_is_one_object(aeth_home, tiny_model_dir):
+    result = invoke("-o", f"model.default={tiny_model_dir}", "run", "--json", "-s", "general", "--max-tokens", "5", "--seed", "0", "hi")
+    data = json.loads(result.stdout)
+    assert data["specialist"] == "general" and data["tokens_out"] <= 5 and data["reason"] == "chosen with --specialist"
+    assert {"id", "text", "tokens_in", "seconds", "finish_reason"} <= set(data)
+
+
+def test_run_reads_the_prompt_from_stdin(aeth_home, tiny_model_dir):
+    args = ("-o", f"model.default={tiny_model_dir}", "run", "--json", "-s", "general", "--max-tokens", "3", "--seed", "0")
+    piped = json.loads(invoke(*args, input="hello from a pipe\n").stdout)
+    assert piped["tokens_in"] > json.loads(invoke(*args, "hi").stdout)["tokens_in"]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["run", "-s", "nosuch", "hi"], 1, "unknown specialist 'nosuch'"),
+    (["run", "--temperature", "-1", "hi"], 2, "Invalid value for '--temperature'"),
+    (["run", "--max-tokens", "zero", "hi"], 2, "Invalid value for '--max-tokens'"),
+    (["run"], 2, "no prompt"),
+    (["-o", "model.default=/no/such/model", "run", "-s", "general", "hi"], 1, "no model named '/no/such/model'"),
+])
+def test_user_errors_exit_non_zero_with_one_line(aeth_home, args, code, message):
+    result = CliRunner().invoke(cli, args, input="")
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_broken_plugin_leaves_run_working_with_one_warning(aeth_home, tiny_model_dir, tmp_path):
+    site = tmp_path / "site"
+    (site / "broken_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "broken_plugin.py").write_text("raise ImportError('this plugin is broken on purpose')\n")
+    (site / "broken_plugin-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 1.0\n")
+    (site / "broken_plugin-1.0.dist-info" / "entry_points.txt").write_text("[aeth]\nbroken = broken_plugin\n")
+    env = {**os.environ, "AETH_HOME": str(aeth_home), "PYTHONPATH": str(site)}
+    out = subprocess.run([AETH, "-o", f"model.default={tiny_model_dir}", "run", "-s", "general", "--max-tokens", "4", "hi"],
+                         capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=300)
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, out.stderr
+    assert "'broken'" in warnings[0] and "this plugin is broken on purpose" in warnings[0]
