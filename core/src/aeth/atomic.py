@@ -1,0 +1,37 @@
+"""Durable writes: what a crash (or a power cut) must never leave half-done.
+
+Every file or directory that must survive a crash is written to a temporary name beside its
+target, fsynced, renamed into place, and then the parent directory is fsynced so the rename itself
+is on disk (DESIGN.md §4).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk; best effort where unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # directories cannot be opened on Windows; the rename is done anyway
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """Flush every file under ``root``, and every directory's entries, to disk."""
+    for dirpath, _dirs, files in os.walk(root):
+        for f in files:
+            fd = os.open(os.path.join(dirpath, f), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))

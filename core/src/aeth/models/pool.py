@@ -1,0 +1,89 @@
+"""The process-wide model pool: each base model is loaded once and shared by its specialists.
+
+Specialists on the same base share one :class:`~aeth.models.loading.LoadedModel` (their adapters
+are switched on top of it per request). Importing this module does not import torch: loading
+happens on the first :meth:`ModelPool.get`.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aeth.models.loading import (
+    LoadedModel,
+    load_model,
+    resolve_device,
+    resolve_dtype,
+    resolve_quantization,
+)
+from aeth.models.resolve import resolve_model
+from aeth.models.threads import apply_threads, choose_threads
+
+if TYPE_CHECKING:
+    from aeth.config import Config
+    from aeth.specialist import Specialist
+
+
+class ModelPool:
+    """Loads base models on demand, once per process, and hands the same object to every caller.
+
+    Models are keyed by (resolved directory, quantization, dtype, device), so two references to the
+    same directory share a model. Thread-safe: loads are serialised under one lock, so concurrent
+    callers of the same model wait for a single load (two loads at once would only compete for
+    the same cores and memory). Configuration keys used: ``home``, ``model.quantization``
+    (overrides specialists'), ``model.dtype``, ``model.device``, ``model.threads`` and
+    ``model.trust_remote_code``.
+    """
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._lock = threading.RLock()
+        self._paths: dict[str, Path] = {}
+        self._models: dict[tuple[str, str, str, str], LoadedModel] = {}
+
+    def get(self, base_model: str, quantization: str | None = None) -> LoadedModel:
+        """The loaded model for ``base_model`` (a built-in name, local directory or hub id).
+
+        ``quantization`` is ``auto``, ``nf4`` or ``none``; when omitted, the configured
+        ``model.quantization`` applies, else ``auto``.
+        """
+        if quantization is None:
+            quantization = self.config.get("model.quantization") or "auto"
+        with self._lock:
+            path = self._paths.get(base_model)
+            if path is None:
+                path = self._paths[base_model] = resolve_model(base_model, self.config)
+            device = resolve_device(self.config.get("model.device", "auto"))
+            quant = resolve_quantization(quantization, device)
+            dtype = resolve_dtype(self.config.get("model.dtype", "auto"), device)
+            key = (str(path), quant, dtype, device)
+            loaded = self._models.get(key)
+            if loaded is None:
+                loaded = load_model(
+                    path,
+                    quantization=quant,
+                    dtype=dtype,
+                    device=device,
+                    trust_remote_code=bool(self.config.get("model.trust_remote_code", False)),
+                    name=base_model,
+                )
+                self._models[key] = loaded
+                # Sized for the largest model in the pool: a tiny model loaded first must not
+                # leave a big one on a single thread.
+                largest = max(m.n_params for m in self._models.values())
+                apply_threads(choose_threads(largest, self.config.get("model.threads", "auto")))
+            return loaded
+
+    def for_specialist(self, spec: Specialist) -> LoadedModel:
+        """The base model of ``spec``: its ``base_model`` with its ``quantization``, unless the
+        configuration's ``model.quantization`` overrides every specialist's."""
+        override = self.config.get("model.quantization")
+        return self.get(spec.base_model, override or spec.quantization)
+
+    @property
+    def loaded(self) -> list[LoadedModel]:
+        """The models loaded so far, in load order."""
+        with self._lock:
+            return list(self._models.values())
