@@ -82,15 +82,18 @@ def test_stream_stops_at_the_end_of_turn_token(tiny):
     assert tiny.tokenizer.convert_tokens_to_ids("<|im_end|>") in stops
     # make the end-of-turn token overwhelmingly likely: generation must stop at once
     end = tiny.tokenizer.convert_tokens_to_ids("<|im_end|>")
-    with torch.no_grad():
-        tiny.model.lm_head.weight[end] += 100.0
+
+    def favour_end(module, inputs, logits):
+        logits[..., end] += 1e4
+        return logits
+
+    handle = tiny.model.lm_head.register_forward_hook(favour_end)
     try:
         stats = {}
         assert list(stream_text(tiny, [{"role": "user", "content": "hi"}], sampling(temperature=0), stats)) == []
         assert stats == {"tokens_in": stats["tokens_in"], "tokens_out": 0, "finish_reason": "stop"}
     finally:
-        with torch.no_grad():
-            tiny.model.lm_head.weight[end] -= 100.0
+        handle.remove()
 
 
 def test_messages_carry_system_prompt_and_history():

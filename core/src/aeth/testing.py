@@ -1,0 +1,360 @@
+"""aeth's pytest plugin: tiny models, isolated state and the contract every specialist passes.
+
+Registered through the ``pytest11`` entry point, so in every test of every installed package:
+
+- :func:`build_tiny_model` / ``tiny_model_dir``: a Llama of a few hundred KB and a byte-level BPE
+  tokenizer, both built in-process (no network, no model hub) and saved the way a real model is,
+  so tests go through aeth's real loading code.
+- ``aeth_home``: a fresh ``$AETH_HOME``, no stray configuration, a clean :mod:`aeth.runtime`.
+- ``register_plugin``: register a throwaway plugin on the process-wide host; it is always
+  unregistered at teardown.
+- :class:`SpecialistContract`: subclass it in a specialist package's tests.
+
+Importing this module never imports torch or transformers (pytest loads it in every process);
+they are imported inside the functions that build or load models.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+# SmolLM2's ChatML template without its built-in default system prompt, so a test that renders a
+# conversation sees exactly the turns it passed.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+TINY_VOCAB_SIZE = 420
+HEAVY_MODULES = ("torch", "transformers", "peft", "sentence_transformers", "bitsandbytes")
+
+# A small English + code corpus: enough for the BPE trainer to learn merges for common words and
+# code tokens, so prompts tokenize to a sensible number of ids (the tiny model has 512 positions).
+_CORPUS = """\
+You are a helpful assistant. Answer accurately and concisely, in complete sentences.
+The quick brown fox jumps over the lazy dog while the cat sleeps in the sun.
+Write a Python function that returns the sum of two numbers.
+Explain what this code does and why it is correct.
+Find the bug in the following function and suggest a fix.
+Review this code for readability, performance and security problems.
+Add a docstring and type hints to the function below.
+How do I reverse a list in Python without changing the original?
+What is the difference between a list and a tuple?
+Please summarise the following text in three short sentences.
+A good answer is short, correct, and gives an example when one helps.
+The recipe needs two cups of flour, one egg, a pinch of salt and some milk.
+Preheat the oven to 180 degrees and bake the bread for forty minutes.
+def add(a: int, b: int) -> int:
+    \"\"\"Return the sum of a and b.\"\"\"
+    return a + b
+def is_palindrome(text: str) -> bool:
+    cleaned = [c.lower() for c in text if c.isalnum()]
+    return cleaned == cleaned[::-1]
+for i in range(10):
+    if i % 2 == 0:
+        print(i)
+class Stack:
+    def __init__(self):
+        self.items = []
+    def push(self, item):
+        self.items.append(item)
+import json
+from pathlib import Path
+data = json.loads(Path("config.json").read_text())
+function greet(name) {
+  return `Hello, ${name}!`;
+}
+const total = items.reduce((sum, item) => sum + item.price, 0);
+SELECT name, COUNT(*) FROM orders WHERE status = 'paid' GROUP BY name ORDER BY 2 DESC;
+for f in *.txt; do echo "$f"; done
+fn main() { println!("hello, world"); }
+<|im_start|>user
+What is two plus two?<|im_end|>
+<|im_start|>assistant
+Two plus two is four.<|im_end|>
+"""
+
+
+def _train_tokenizer() -> Any:
+    """A byte-level BPE tokenizer trained on :data:`_CORPUS`, wrapped for transformers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    # Byte-level: every string round-trips, whatever characters it holds.
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=TINY_VOCAB_SIZE,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS.splitlines(keepends=True), trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+        chat_template=CHAT_TEMPLATE,
+        model_max_length=512,
+    )
+
+
+def build_tiny_model(directory: Path, *, seed: int = 0) -> Path:
+    """Build a tiny Llama and its tokenizer into ``directory`` and return the directory.
+
+    The model (2 layers, hidden size 32, a few hundred KB of float32 safetensors) is initialised
+    from ``seed`` without touching the global torch RNG; the tokenizer is a byte-level BPE trained
+    in-process with the ChatML special tokens and chat template of SmolLM2 (eos ``<|im_end|>``).
+    Both are written with ``save_pretrained``, so loading them exercises the same code as a real
+    model. Its answers are noise: tests check plumbing, not quality.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = _train_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):  # seeded, yet leaves the caller's RNG state alone
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a "writing shards" bar per build is noise in test output
+    try:
+        model.save_pretrained(directory, safe_serialization=True)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+# ---- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding a tiny model built by :func:`build_tiny_model` (once per session)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture
+def aeth_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh, empty ``$AETH_HOME`` (yielded) with no configuration leaking in.
+
+    Every other ``AETH_*`` variable is cleared (``AETH_LOAD_PLUGINS`` is kept: it picks plugins,
+    it is not configuration), the user config file is pointed at an empty directory, and the
+    working directory is a fresh one, so no ``./aeth.yaml`` is read. :func:`aeth.runtime.reset`
+    runs before and after, so the test starts from defaults and leaves nothing behind.
+    """
+    import platformdirs
+
+    from aeth import runtime
+    from aeth.plugins import LOAD_PLUGINS_ENV
+
+    root = tmp_path_factory.mktemp("aeth")  # not tmp_path: the test may want that one empty
+    home, cwd, user_config = root / "home", root / "cwd", root / "user-config"
+    for d in (home, cwd, user_config):
+        d.mkdir()
+    for name in list(os.environ):
+        if name.startswith("AETH_") and name != LOAD_PLUGINS_ENV:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AETH_HOME", str(home))
+    # The user's own aeth.yaml must not leak in either. XDG_CONFIG_HOME covers Linux; the wrapper
+    # covers platforms where platformdirs ignores it, and leaves other applications' dirs alone.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(user_config))
+    real_user_config_dir = platformdirs.user_config_dir
+
+    def user_config_dir(appname: str | None = None, *args: Any, **kwargs: Any) -> str:
+        if appname == "aeth":
+            return str(user_config / "aeth")
+        return real_user_config_dir(appname, *args, **kwargs)
+
+    monkeypatch.setattr(platformdirs, "user_config_dir", user_config_dir)
+    monkeypatch.chdir(cwd)
+    runtime.reset()
+    try:
+        yield home
+    finally:
+        runtime.reset()
+
+
+@pytest.fixture
+def register_plugin() -> Iterator[Callable[..., bool]]:
+    """Factory: ``register_plugin(obj, name="test-plugin")`` registers a throwaway plugin.
+
+    ``obj`` is a module or object with ``@aeth.hookimpl`` methods; it is registered on the
+    process-wide host (:func:`aeth.plugins.get_host`). Returns what
+    :meth:`~aeth.plugins.PluginHost.register` returns: ``False`` (with a warning) when the host
+    refused it. Every plugin registered through the factory is unregistered at teardown, whether
+    the test passed or not; a name the host refused (already taken) is left alone.
+    """
+    from aeth.plugins import get_host
+
+    host = get_host()
+    registered: list[str] = []
+
+    def register(obj: Any, name: str = "test-plugin") -> bool:
+        ok = host.register(obj, name)
+        if ok:
+            registered.append(name)
+        return ok
+
+    try:
+        yield register
+    finally:
+        for name in reversed(registered):
+            host.unregister(name)
+
+
+# ---- the specialist contract -------------------------------------------------------------
+
+
+class SpecialistContract:
+    """The tests every specialist package passes: subclass it as ``Test<Name>Contract``.
+
+    Set ``specialist_name``; ``plugin_name`` (the entry-point name) defaults to it, and
+    ``plugin_module`` (the entry point's module) to ``aetherial_<name>.plugin``::
+
+        class TestCodingContract(SpecialistContract):
+            specialist_name = "coding"
+            plugin_module = "aetherial_coding.plugin"
+
+    The package must be installed (``pip install -e``): the contract checks the real entry point.
+    """
+
+    specialist_name: str = ""
+    plugin_name: str | None = None
+    plugin_module: str | None = None
+    min_routing_examples: int = 40
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    @property
+    def _plugin_name(self) -> str:
+        return self.plugin_name or self.specialist_name
+
+    @property
+    def _plugin_module(self) -> str:
+        return self.plugin_module or f"aetherial_{self.specialist_name.replace('-', '_')}.plugin"
+
+    def _specialist(self):
+        from aeth.plugins import get_host
+
+        assert self.specialist_name, f"{type(self).__name__} must set specialist_name"
+        specialists = get_host().specialists()
+        assert self.specialist_name in specialists, (
+            f"specialist {self.specialist_name!r} is not registered (found: {sorted(specialists)}); "
+            f"is the package installed (pip install -e) and not excluded by AETH_LOAD_PLUGINS?"
+        )
+        return specialists[self.specialist_name]
+
+    # ---- the contract ---------------------------------------------------------------------
+
+    def test_registered_through_entry_point(self, aeth_home):
+        """The installed entry point loads the plugin, which registers a valid specialist."""
+        from importlib.metadata import entry_points
+
+        from aeth.plugins import ENTRY_POINT_GROUP
+
+        eps = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        assert eps.get(self._plugin_name) == self._plugin_module, (
+            f"no entry point {self._plugin_name} = {self._plugin_module!r} in group {ENTRY_POINT_GROUP!r} "
+            f"(found {eps}); declare it under [project.entry-points.aeth] and reinstall"
+        )
+        spec = self._specialist()
+        assert spec.plugin == self._plugin_name
+        assert spec.problems() == []
+        assert spec.name == self.specialist_name
+
+    def test_recipe_records_and_split(self):
+        """The recipe yields valid chat records and a deterministic, disjoint, two-sided split."""
+        from aeth.specialist import record_key, record_problems
+
+        spec = self._specialist()
+        assert spec.recipe is not None, "the specialist has no dataset recipe"
+        records = spec.recipe.records()
+        assert records, f"recipe {spec.recipe.name!r} yields no records"
+        assert all(record_problems(r) == [] for r in records)
+        train, val = spec.recipe.split()
+        again = spec.recipe.split()
+        assert (train, val) == again, "the split must not change between calls"
+        train_keys, val_keys = {record_key(r) for r in train}, {record_key(r) for r in val}
+        assert not train_keys & val_keys, "a record is on both sides of the split"
+        assert len(train) + len(val) == len(records)
+        assert train and val, (
+            f"split is one-sided ({len(train)} train, {len(val)} validation): add records or raise "
+            f"the recipe's validation_fraction"
+        )
+
+    def test_eval_suite_runs_on_tiny_model(self, tiny_model_dir, aeth_home):
+        """The eval suite runs end to end on a tiny model and scores within [0, 1]."""
+        from aeth.evals.runner import run_evaluation
+        from aeth.generation import answerer
+        from aeth.models.loading import load_model
+
+        spec = self._specialist()
+        assert spec.suite is not None, "the specialist has no eval suite"
+        cases = list(spec.suite.cases())
+        assert len(cases) >= 2, "an eval suite needs at least two cases"
+        assert len({c.id for c in cases}) == len(cases), "eval case ids must be unique"
+        loaded = load_model(tiny_model_dir, quantization="none", dtype="float32", device="cpu")
+        answer = answerer(loaded, spec, max_tokens=16, temperature=0.0, seed=0)
+        report = run_evaluation(spec, answer, limit=2)
+        assert report.n == 2
+        assert len(report.cases) == 2
+        assert 0.0 <= report.score <= 1.0
+        assert all(0.0 <= c.score <= 1.0 for c in report.cases)
+        assert [c.id for c in report.cases] == [c.id for c in cases[:2]]
+
+    def test_routing_examples_embed(self):
+        """Routing examples are plentiful and distinct: finite 384-d embeddings, no duplicate rows."""
+        import numpy as np
+
+        from aeth.routing.embedder import get_embedder
+
+        examples = list(self._specialist().routing_examples)
+        assert len(examples) >= self.min_routing_examples, (
+            f"{len(examples)} routing examples; the router needs at least {self.min_routing_examples}"
+        )
+        vectors = np.asarray(get_embedder().embed(examples))
+        assert vectors.shape == (len(examples), 384)
+        assert np.isfinite(vectors).all()
+        assert len(np.unique(vectors, axis=0)) == len(examples), "two routing examples embed identically"
+
+    def test_plugin_import_is_light(self):
+        """Importing the plugin module imports none of the heavy ML libraries."""
+        code = (
+            f"import {self._plugin_module}; import sys; "
+            f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]", f"importing {self._plugin_module} imported {done.stdout.strip()}"
