@@ -1,0 +1,39 @@
+"""The ``coding`` specialist: what it is for, how it is tuned, and how it is trained and judged."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from aeth import AdapterSpec, GenerationDefaults, Specialist
+from aetherial_coding.evals import build_suite
+from aetherial_coding.recipe import build_recipe
+
+SYSTEM_PROMPT = """\
+You are an expert programming assistant. You write code, explain code, find and fix bugs, review \
+code and write documentation, in any mainstream language. Put code in fenced blocks tagged with \
+the language. Prefer simple, idiomatic, correct code that uses the standard library. When fixing a \
+bug, say what was wrong and why the fix works. When reviewing, list concrete problems, most \
+important first. If the request is ambiguous, state your assumption. Be concise."""
+
+
+def routing_examples() -> tuple[str, ...]:
+    """Prompts this specialist should answer (one per line of ``data/routing_examples.txt``)."""
+    text = files("aetherial_coding").joinpath("data/routing_examples.txt").read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def build_specialist() -> Specialist:
+    """The ``coding`` specialist as registered by the plugin."""
+    return Specialist(
+        name="coding",
+        description="Writes, explains, debugs, reviews and documents code (Python, JavaScript, SQL, shell, Go, Rust, ...).",
+        system_prompt=SYSTEM_PROMPT,
+        routing_examples=routing_examples(),
+        adapter=AdapterSpec(r=16, alpha=32, dropout=0.05),
+        # Code wants the likeliest token: low temperature, a tight nucleus. No repetition penalty:
+        # code legitimately repeats names and punctuation.
+        generation=GenerationDefaults(temperature=0.2, top_p=0.95, top_k=40, max_tokens=512, repetition_penalty=1.0),
+        recipe=build_recipe(),
+        suite=build_suite(),
+        version="0.1",
+    )
