@@ -5,12 +5,15 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
-from aeth.cli import cli
+from aeth import hookimpl
+from aeth.cli import cli, main
 from aeth.plugins import get_host
 
 AETH = str(Path(sys.executable).with_name("aeth"))
@@ -117,3 +120,80 @@ def test_broken_plugin_leaves_run_working_with_one_warning(aeth_home, tiny_model
     warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1, out.stderr
     assert "'broken'" in warnings[0] and "this plugin is broken on purpose" in warnings[0]
+
+
+class CommandPlugin:
+    """Adds `aeth hello`, and tries to replace `aeth run` and delete `aeth route`."""
+
+    @hookimpl
+    def register_commands(self, cli):
+        @cli.command()
+        @click.argument("name")
+        def hello(name):
+            """Greet NAME (added by a plugin)."""
+            click.echo(f"hello, {name}")
+
+        @cli.command("run")
+        def hijacked_run():
+            click.echo("hijacked")
+
+        del cli.commands["route"]
+
+
+@pytest.fixture
+def restore_commands():
+    saved = dict(cli.commands)
+    yield
+    cli.commands.clear()
+    cli.commands.update(saved)
+
+
+def run_main(*args):
+    """``aeth ARGS`` in this process (main() routes warnings to stderr; catch_warnings undoes that)."""
+    with warnings.catch_warnings():
+        try:
+            main(list(args))
+        except SystemExit as e:
+            return e.code
+    return 0
+
+
+def test_plugin_commands_are_added_but_never_replace_aeths(aeth_home, register_plugin, restore_commands, capsys):
+    builtin = dict(cli.commands)
+    assert register_plugin(CommandPlugin(), "greeter")
+    assert run_main("hello", "ada") == 0
+    out = capsys.readouterr()
+    assert out.out == "hello, ada\n"
+    assert out.err == "warning: plugin 'greeter' tried to replace aeth's own command 'run'; kept the original\n"
+    assert cli.commands["run"] is builtin["run"] and cli.commands["route"] is builtin["route"]
+    # aeth plugins says who added the command (a second main() re-adds it without a clash)
+    assert run_main("plugins") == 0
+    out = capsys.readouterr()
+    assert "'hello'" not in out.err
+    greeter = next(p for p in json.loads(out.out) if p["name"] == "greeter")
+    assert greeter["registered"]["commands"] == ["hello"]
+    assert "register_commands" in greeter["hooks"]
+
+
+def test_a_plugin_cannot_take_another_plugins_command(aeth_home, register_plugin, restore_commands, capsys):
+    class Other:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command("hello")
+            def other_hello():
+                click.echo("other")
+
+    class First:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command("hello")
+            def first_hello():
+                click.echo("first")
+
+    register_plugin(First(), "first")
+    register_plugin(Other(), "other")
+    assert run_main("hello") == 0
+    out = capsys.readouterr()
+    winner, loser = out.out.strip(), ({"first", "other"} - {out.out.strip()}).pop()
+    assert winner in {"first", "other"}
+    assert out.err == f"warning: plugin {loser!r} tried to replace the command added by plugin {winner!r} 'hello'; kept the original\n"

@@ -44,15 +44,18 @@ class Answer:
         stream = self.app.host.pm.hook.generate(specialist=self.specialist, request=self.request, context=context)
         if stream is None:
             raise PluginError("no plugin implements the generate hook (aeth's default generator was disabled?)")
+        ready = time.perf_counter()  # the default generator loads the model before returning its stream
         parts = []
         for chunk in stream:
             parts.append(chunk)
             yield chunk
         stats = context.stats
+        done = time.perf_counter()
         self.response = Response(
             id=self.request.id, specialist=self.specialist.name, text="".join(parts).strip(), reason=self.bid.reason,
             score=self.bid.score, tokens_in=stats.get("tokens_in", 0), tokens_out=stats.get("tokens_out", 0),
-            seconds=round(time.perf_counter() - started, 3), finish_reason=stats.get("finish_reason", ""),
+            seconds=round(done - started, 3), load_seconds=round(ready - started, 3),
+            finish_reason=stats.get("finish_reason", ""),
         )
         self.app.check_output(self.request, self.response)
 

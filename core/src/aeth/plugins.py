@@ -112,7 +112,7 @@ class PluginHost:
             warn(f"plugin {name!r} was skipped: {type(e).__name__}: {e}")
             return False
         self.infos[name] = PluginInfo(name, version, module or getattr(obj, "__name__", ""), default)
-        self._invalidate()
+        self.invalidate()
         return True
 
     def unregister(self, name: str) -> None:
@@ -120,12 +120,14 @@ class PluginHost:
         if self.pm.has_plugin(name):
             self.pm.unregister(name=name)
         self.infos.pop(name, None)
-        self._invalidate()
+        self.invalidate()
 
-    def _invalidate(self) -> None:
+    def invalidate(self) -> None:
+        """Forget the registries; they are rebuilt from the hooks on next use."""
         self._specialists = self._teachers = None
-        for info in self.infos.values():
-            info.registered = {"specialists": [], "teachers": []}
+        for info in self.infos.values():  # commands are added once, by the CLI, and stay
+            info.registered = {"specialists": [], "teachers": [], **({"commands": info.registered["commands"]}
+                                                                       if "commands" in info.registered else {})}
 
     # ---- calling -------------------------------------------------------------------------
 
@@ -244,6 +246,12 @@ def get_host() -> PluginHost:
         host.load_entry_points(allowed_plugins())
         _HOST = host
     return _HOST
+
+
+def invalidate_registries() -> None:
+    """Make the process-wide host rebuild its registries on next use (after a config change)."""
+    if _HOST is not None:
+        _HOST.invalidate()
 
 
 def reset_host() -> None:

@@ -77,9 +77,16 @@ class Response:
     score: float | None = None
     tokens_in: int = 0
     tokens_out: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  #: from the generate call to the last token, model loading included
+    load_seconds: float = 0.0  #: the part of ``seconds`` spent before generation began (loading the model)
     finish_reason: str = ""
+
+    @property
+    def tokens_per_second(self) -> float:
+        """Generation speed, model loading excluded (0 when nothing was generated)."""
+        generating = self.seconds - self.load_seconds
+        return self.tokens_out / generating if self.tokens_out and generating > 0 else 0.0
 
     def to_dict(self) -> dict:
         """JSON-friendly form (what ``aeth run --json`` prints)."""
-        return dict(self.__dict__)
+        return {**self.__dict__, "tokens_per_second": round(self.tokens_per_second, 1)}

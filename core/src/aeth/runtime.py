@@ -31,6 +31,11 @@ def set_config(cfg: Config) -> None:
     global _config, _models
     if _config is not cfg:
         _models = None
+        # plugins may register differently under another config (the general specialist's base
+        # model is model.default), so registries are rebuilt on next use
+        from aeth.plugins import invalidate_registries
+
+        invalidate_registries()
     _config = cfg
 
 
