@@ -1,0 +1,210 @@
+"""The code sandbox against hostile programs: each attack must be contained and the host unharmed."""
+
+import os
+import socket
+import sys
+import textwrap
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from aeth.evals.sandbox import NOBODY, Limits, SandboxResult, run_python
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
+QUICK = Limits(wall_seconds=5, cpu_seconds=3)
+
+
+def run(code: str, limits: Limits = QUICK, **kw) -> SandboxResult:
+    return run_python(textwrap.dedent(code), limits, **kw)
+
+
+def live_tasks(uid: int) -> int:
+    """Tasks of ``uid`` that are not zombies (a reaped-later zombie holds nothing)."""
+    n = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
+            n += int(fields["Threads"])
+    return n
+
+
+@pytest.fixture
+def victim():
+    """A directory with a file in it, outside /tmp, in the repository's ignored build/ folder."""
+    root = Path(__file__).resolve().parents[2] / "build" / f"sandbox-victim-{uuid.uuid4().hex[:8]}"
+    root.mkdir(parents=True)
+    (root / "precious.txt").write_text("keep me")
+    yield root
+    (root / "precious.txt").unlink(missing_ok=True)
+    root.rmdir()
+
+
+def test_ordinary_program_runs_with_stdin_and_a_private_workdir():
+    result = run("""
+        import os, sys
+        print(sys.stdin.read().upper(), os.getcwd(), sorted(os.listdir('.')))
+        open('scratch.txt', 'w').write('x' * 1000)   # its own directory is writable
+        print(open('scratch.txt').read(3))
+    """, stdin="hello")
+    assert result.ok, result.stderr
+    assert result.stdout.split("\n")[0] == "HELLO /tmp/work ['main.py', 'stdin.txt']"
+    assert result.stdout.split("\n")[1] == "xxx"
+
+
+def test_no_secrets_in_the_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-should-never-leak")
+    result = run("import os; print(sorted(os.environ)); print(os.environ.get('OPENAI_API_KEY'))")
+    assert result.ok and "sk-should-never-leak" not in result.stdout
+    assert result.stdout.startswith("['HOME', 'LANG', 'PATH', 'TMPDIR']")
+
+
+def test_os_system_and_rm_rf_outside_its_directory_harm_nothing(victim):
+    result = run(f"""
+        import os, shutil
+        print(os.system('rm -rf {victim} 2>/dev/null'))
+        try:
+            shutil.rmtree({str(victim)!r})
+        except OSError as e:
+            print('refused:', e.strerror)
+        try:
+            open({str(victim / 'new.txt')!r}, 'w')
+        except OSError as e:
+            print('refused:', e.strerror)
+    """)
+    assert "refused: Read-only file system" in result.stdout
+    assert (victim / "precious.txt").read_text() == "keep me"
+    assert not (victim / "new.txt").exists()
+
+
+def test_home_directories_and_ssh_keys_are_invisible():
+    home = Path.home()
+    probe = home / f".aeth-sandbox-probe-{uuid.uuid4().hex[:8]}"
+    (probe / ".ssh").mkdir(parents=True)
+    key = probe / ".ssh" / "id_ed25519"
+    key.write_text("PRIVATE KEY")
+    try:
+        result = run(f"""
+            import os
+            for path in ({str(key)!r}, {str(home / '.ssh')!r}):
+                try:
+                    print(open(path).read() if os.path.isfile(path) else os.listdir(path))
+                except OSError as e:
+                    print('hidden:', e.strerror)
+            print(sorted(os.listdir({str(home)!r})))
+        """)
+    finally:
+        key.unlink()
+        (probe / ".ssh").rmdir()
+        probe.rmdir()
+    assert result.ok, result.stderr
+    assert "PRIVATE KEY" not in result.stdout
+    assert result.stdout.count("hidden: No such file or directory") == 2
+    assert probe.name not in result.stdout
+
+
+def test_no_network_even_to_a_server_on_this_machine():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(3)
+    port = server.getsockname()[1]
+    accepted = []
+
+    def accept():
+        try:
+            accepted.append(server.accept())
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    result = run(f"""
+        import socket
+        try:
+            socket.create_connection(('127.0.0.1', {port}), timeout=2)
+            print('connected')
+        except OSError as e:
+            print('no network:', e.strerror)
+    """)
+    thread.join()
+    server.close()
+    assert result.ok, result.stderr
+    assert result.stdout.startswith("no network:")
+    assert accepted == []
+
+
+def test_fork_bomb_is_capped_and_leaves_no_process_behind():
+    result = run("""
+        import os
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+    """, Limits(wall_seconds=3, cpu_seconds=3, processes=16))
+    assert result.status in {"timeout", "killed"}
+    if os.geteuid() == 0:  # the program ran as nobody: nothing of it may still run
+        assert live_tasks(NOBODY) == 0
+
+
+def test_infinite_output_is_cut_off():
+    result = run("while True: print('x' * 1000)", Limits(wall_seconds=10, output_bytes=64_000))
+    assert result.status == "output_limit"
+    assert len(result.stdout) <= 64_000
+    assert result.seconds < 5  # stopped when the cap was hit, not at the wall clock
+
+
+def test_infinite_memory_is_refused():
+    result = run("""
+        blocks = []
+        while True:
+            blocks.append(bytearray(50 * 1024 * 1024))
+    """, Limits(wall_seconds=10, memory_mb=256))
+    assert result.status in {"error", "killed"}
+    assert "MemoryError" in result.stderr or result.status == "killed"
+
+
+def test_cpu_and_wall_clock_limits():
+    spin = run("while True: pass", Limits(wall_seconds=10, cpu_seconds=1))
+    assert spin.status == "killed" and spin.seconds < 5
+    sleep = run("import time; time.sleep(60)", Limits(wall_seconds=1, cpu_seconds=5))
+    assert sleep.status == "timeout" and sleep.seconds < 5
+
+
+def test_a_detached_child_cannot_outlive_the_run():
+    result = run("""
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            time.sleep(120)
+        print('parent exits')
+    """)
+    assert result.ok and "parent exits" in result.stdout
+    if os.geteuid() == 0:
+        assert live_tasks(NOBODY) == 0
+
+
+def test_it_cannot_regain_privileges_or_undo_the_fence():
+    result = run("""
+        import ctypes, os
+        libc = ctypes.CDLL(None, use_errno=True)
+        print(os.getuid() if os.getuid() else 'uid 0')
+        print('remount', libc.mount(None, b'/', None, 32 | 4096, None), ctypes.get_errno())
+        try:
+            os.setuid(0)
+            print('setuid worked')
+        except OSError as e:
+            print('setuid refused:', e.strerror)
+        print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])
+    """)
+    assert result.ok, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].startswith("remount -1")
+    assert "setuid worked" not in result.stdout
+    assert lines[-1] == "0000000000000000"  # no effective capability at all
