@@ -103,6 +103,16 @@ def record_key(record: Mapping) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def split_records(records: Iterable[dict], validation_fraction: float = 0.1) -> tuple[list[dict], list[dict]]:
+    """``(train, validation)`` by content hash: a record's side never depends on the others, so
+    adding records never moves existing ones across the split."""
+    train, val = [], []
+    for record in records:
+        bucket = int(record_key(record)[:8], 16) / 0xFFFFFFFF
+        (val if bucket < validation_fraction else train).append(record)
+    return train, val
+
+
 @dataclass(frozen=True)
 class DatasetRecipe:
     """How to build a specialist's training data.
@@ -133,25 +143,35 @@ class DatasetRecipe:
 
     def split(self) -> tuple[list[dict], list[dict]]:
         """``(train, validation)``: deterministic by content hash, about ``validation_fraction`` held out."""
-        train, val = [], []
-        for rec in self.records():
-            bucket = int(record_key(rec)[:8], 16) / 0xFFFFFFFF
-            (val if bucket < self.validation_fraction else train).append(rec)
-        return train, val
+        return split_records(self.records(), self.validation_fraction)
 
 
 @dataclass(frozen=True)
 class EvalCase:
-    """One eval item: a prompt and whatever the scorer needs to judge an answer."""
+    """One eval item: a prompt and whatever the scorer needs to judge an answer.
+
+    ``group`` names the benchmark or task the case belongs to (reports break scores down by it);
+    ``images`` are image paths for specialists that see; ``max_tokens`` overrides the suite's
+    answer length for this case.
+    """
 
     id: str
     prompt: str
     reference: Any = None
+    group: str = ""
+    images: tuple[str, ...] = ()
+    max_tokens: int | None = None
 
 
 @dataclass(frozen=True)
 class EvalSuite:
-    """A specialist's eval suite: cases plus a scorer returning a number in [0, 1] per answer."""
+    """A specialist's eval suite: cases plus a scorer returning a number in [0, 1] per answer.
+
+    ``samples`` answers are drawn per case (sampling at ``temperature``); with more than one,
+    reports add the unbiased pass@k for each k in ``pass_at`` (a case "passes" when it scores 1).
+    ``max_tokens`` bounds each answer unless a case says otherwise. ``source`` says where the
+    benchmark data comes from and under which licence.
+    """
 
     name: str
     version: str
@@ -159,13 +179,21 @@ class EvalSuite:
     score: Callable[[EvalCase, str], float]
     description: str = ""
     metric: str = "score"
+    samples: int = 1
+    temperature: float = 0.0
+    pass_at: tuple[int, ...] = (1,)
+    max_tokens: int = 256
+    source: str = ""
 
 
 @dataclass(frozen=True)
 class Specialist:
     """A narrow specialist: a base model plus adapter spec, prompt, routing examples, data and evals.
 
-    ``plugin`` is filled in by core with the name of the plugin that registered it.
+    ``routing_examples`` teach the router; ``routing_heldout`` are other prompts for this
+    specialist that the router never sees, used only to measure routing accuracy
+    (``aeth route --evaluate``). ``plugin`` is filled in by core with the name of the plugin
+    that registered it.
     """
 
     name: str
@@ -175,6 +203,7 @@ class Specialist:
     quantization: str = "auto"
     system_prompt: str = ""
     routing_examples: tuple[str, ...] = ()
+    routing_heldout: tuple[str, ...] = ()
     generation: GenerationDefaults = field(default_factory=GenerationDefaults)
     recipe: DatasetRecipe | None = None
     suite: EvalSuite | None = None
@@ -194,9 +223,15 @@ class Specialist:
             out.append(("quantization", f"must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}"))
         if not isinstance(self.system_prompt, str):
             out.append(("system_prompt", "must be a string"))
-        ex = self.routing_examples
-        if isinstance(ex, str) or not all(isinstance(e, str) and e.strip() for e in ex):
-            out.append(("routing_examples", "must be a tuple of non-empty prompt strings"))
+        prompt_lists_ok = True
+        for name in ("routing_examples", "routing_heldout"):
+            ex = getattr(self, name)
+            if isinstance(ex, str) or not all(isinstance(e, str) and e.strip() for e in ex):
+                out.append((name, "must be a tuple of non-empty prompt strings"))
+                prompt_lists_ok = False
+        repeated = sorted(set(self.routing_examples) & set(self.routing_heldout)) if prompt_lists_ok else []
+        if repeated:
+            out.append(("routing_heldout", f"must not repeat a routing example (it measures unseen prompts): {repeated[0]!r}"))
         if isinstance(self.adapter, AdapterSpec):
             out += self.adapter.problems()
         else:
@@ -222,6 +257,7 @@ class Specialist:
             "quantization": self.quantization,
             "adapter": {f.name: getattr(self.adapter, f.name) for f in fields(self.adapter)},
             "routing_examples": len(self.routing_examples),
+            "routing_heldout": len(self.routing_heldout),
             "recipe": self.recipe.name if self.recipe else None,
             "suite": self.suite.name if self.suite else None,
         }

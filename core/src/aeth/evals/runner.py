@@ -1,30 +1,49 @@
-"""The eval runner: every case of a suite through a ``prompt -> answer`` function, scored."""
+"""The eval runner: every case of a suite through a model, scored, summarised per group.
+
+A *model* here is any callable ``model(prompt, **options) -> str``; the runner passes
+``images=`` when a case has images, ``sample=`` when a suite draws several answers per case and
+``max_tokens=`` when a case sets its own length, so the same suite can judge any backend.
+"""
 
 from __future__ import annotations
 
 import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 
 from aeth.errors import PluginError, SpecialistError
-from aeth.specialist import EvalSuite, Specialist
+from aeth.specialist import EvalCase, EvalSuite, Specialist
 
 
 @dataclass
 class CaseResult:
-    """One case: what was asked, what came back, and its score in [0, 1]."""
+    """One case: what was asked, every answer drawn, each answer's score, and the case's score.
+
+    ``score`` is the mean over the answers (with one answer, that answer's score; with several,
+    the expected pass@1).
+    """
 
     id: str
     prompt: str
-    answer: str
-    score: float
+    answers: list[str]
+    scores: list[float]
+    group: str = ""
+
+    @property
+    def score(self) -> float:
+        """Mean score over the answers."""
+        return sum(self.scores) / len(self.scores) if self.scores else 0.0
 
 
 @dataclass
 class EvalReport:
-    """A suite's result: mean score over ``n`` cases, with every case kept."""
+    """A suite's result: mean score over ``n`` cases, per group, pass@k, and every case kept.
+
+    ``meta`` records what was evaluated (model, adapter, settings, aeth version, when), so saved
+    reports can be compared later.
+    """
 
     specialist: str
     suite: str
@@ -33,59 +52,157 @@ class EvalReport:
     score: float
     n: int
     seconds: float
+    groups: dict[str, dict] = field(default_factory=dict)
+    pass_at_k: dict[str, float] = field(default_factory=dict)
     cases: list[CaseResult] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """JSON-friendly form."""
-        return asdict(self)
+        """JSON-friendly form (what is saved)."""
+        out = asdict(self)
+        for case, result in zip(out["cases"], self.cases, strict=True):
+            case["score"] = result.score
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EvalReport:
+        """The report saved by :meth:`to_dict`."""
+        data = dict(data)
+        data["cases"] = [CaseResult(c["id"], c["prompt"], c["answers"], c["scores"], c.get("group", ""))
+                         for c in data.get("cases", [])]
+        return cls(**data)
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased pass@k estimate from ``n`` samples of which ``c`` passed (Chen et al., 2021).
+
+    1 - C(n-c, k) / C(n, k), computed as a stable product; requires ``k <= n``.
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
 def limited(suite: EvalSuite, limit: int | None) -> EvalSuite:
-    """The same suite restricted to its first ``limit`` cases (all when ``None``)."""
+    """The same suite restricted to ``limit`` cases, taken round-robin from its groups.
+
+    Round-robin keeps every benchmark of a multi-benchmark suite in a short run; within a group
+    the suite's own order is kept.
+    """
     if limit is None:
         return suite
     if limit < 1:
         raise SpecialistError(f"--limit must be at least 1, got {limit}")
-    return replace(suite, cases=lambda: itertools.islice(suite.cases(), limit))
+
+    def cases() -> Iterator[EvalCase]:
+        by_group: dict[str, list[EvalCase]] = {}
+        for case in suite.cases():
+            by_group.setdefault(case.group, []).append(case)
+        ordered = (c for row in itertools.zip_longest(*by_group.values()) for c in row if c is not None)
+        return itertools.islice(ordered, limit)
+
+    return replace(suite, cases=cases)
 
 
-def run_suite(specialist: Specialist, suite: EvalSuite, model: Callable[[str], str], progress: bool = False) -> EvalReport:
-    """Answer and score every case of ``suite``; a scorer outside [0, 1] is a plugin bug."""
+def _ask(model: Callable[..., str], case: EvalCase, sample: int, samples: int) -> str:
+    options: dict = {}
+    if case.images:
+        options["images"] = case.images
+    if samples > 1:
+        options["sample"] = sample
+    if case.max_tokens is not None:
+        options["max_tokens"] = case.max_tokens
+    return model(case.prompt, **options)
+
+
+def run_suite(specialist: Specialist, suite: EvalSuite, model: Callable[..., str], progress: bool = False,
+              samples: int | None = None) -> EvalReport:
+    """Answer and score every case of ``suite`` (``samples`` answers each; the suite's by default).
+
+    A scorer outside [0, 1] is a plugin bug and raises :class:`PluginError` naming the case.
+    """
+    samples = samples or suite.samples
     started = time.perf_counter()
     cases = list(suite.cases())
-    results = []
-    bar = None
-    if progress:
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task(f"{specialist.name}: {suite.name}", total=len(cases))
-    try:
+    if len({c.id for c in cases}) != len(cases):
+        raise PluginError(f"suite {suite.name!r} of specialist {specialist.name!r} has duplicate case ids")
+    results: list[CaseResult] = []
+    with _progress(progress, f"{specialist.name}: {suite.name}", len(cases) * samples) as advance:
         for case in cases:
-            answer = model(case.prompt)
-            score = float(suite.score(case, answer))
-            if not 0.0 <= score <= 1.0 or math.isnan(score):
-                raise PluginError(f"suite {suite.name!r} of specialist {specialist.name!r} scored case {case.id!r} "
-                                  f"{score}; scores must lie in [0, 1]")
-            results.append(CaseResult(case.id, case.prompt, answer, score))
-            if bar:
-                bar.advance(task)
-    finally:
-        if bar:
-            bar.stop()
-    mean = sum(r.score for r in results) / len(results) if results else 0.0
-    return EvalReport(specialist.name, suite.name, suite.version, suite.metric, mean, len(results),
-                      time.perf_counter() - started, results)
+            answers, scores = [], []
+            for sample in range(samples):
+                answer = _ask(model, case, sample, samples)
+                score = float(suite.score(case, answer))
+                if math.isnan(score) or not 0.0 <= score <= 1.0:
+                    raise PluginError(f"suite {suite.name!r} of specialist {specialist.name!r} scored case {case.id!r} "
+                                      f"{score}; scores must lie in [0, 1]")
+                answers.append(answer)
+                scores.append(score)
+                advance()
+            results.append(CaseResult(case.id, case.prompt, answers, scores, case.group))
+    return summarise(specialist.name, suite, results, time.perf_counter() - started, samples)
 
 
-def run_evaluation(specialist: Specialist, model: Callable[[str], str], limit: int | None = None) -> EvalReport:
-    """Evaluate ``specialist`` through the ``evaluate`` hook (aeth's default runner answers last)."""
+def summarise(specialist: str, suite: EvalSuite, results: list[CaseResult], seconds: float, samples: int) -> EvalReport:
+    """An :class:`EvalReport` from case results: overall and per-group means, and pass@k."""
+    def mean(rs: Iterable[CaseResult]) -> float:
+        rs = list(rs)
+        return sum(r.score for r in rs) / len(rs) if rs else 0.0
+
+    groups = {}
+    for name in dict.fromkeys(r.group for r in results):
+        members = [r for r in results if r.group == name]
+        groups[name or suite.name] = {"score": mean(members), "n": len(members)}
+    pass_k = {}
+    if results:
+        for k in (k for k in suite.pass_at if k <= samples):
+            pass_k[f"pass@{k}"] = sum(pass_at_k(len(r.scores), sum(s >= 1.0 for s in r.scores), k) for r in results) / len(results)
+    return EvalReport(specialist, suite.name, suite.version, suite.metric, mean(results), len(results), round(seconds, 2),
+                      groups, pass_k, results)
+
+
+class _progress:
+    """A rich progress bar (when asked for) as a context manager yielding an ``advance()``."""
+
+    def __init__(self, show: bool, label: str, total: int):
+        self.show, self.label, self.total = show, label, total
+        self.bar = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if not self.show:
+            return lambda: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            TextColumn("eta"), TimeRemainingColumn(), transient=True)
+        self.bar.start()
+        task = self.bar.add_task(self.label, total=self.total)
+        return lambda: self.bar.advance(task)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def run_evaluation(specialist: Specialist, model: Callable[..., str], limit: int | None = None,
+                   samples: int | None = None) -> EvalReport:
+    """Evaluate ``specialist`` through the ``evaluate`` hook (aeth's default runner answers last).
+
+    ``samples`` (answers per case) overrides the suite's when given; it reaches the default
+    runner through the suite.
+    """
     from aeth.plugins import get_host
 
     if specialist.suite is None:
         raise SpecialistError(f"specialist {specialist.name!r} (plugin {specialist.plugin!r}) has no eval suite")
-    report = get_host().pm.hook.evaluate(specialist=specialist, model=model, suite=limited(specialist.suite, limit))
+    suite = limited(specialist.suite, limit)
+    if samples is not None:
+        if samples < 1:
+            raise SpecialistError(f"--samples must be at least 1, got {samples}")
+        suite = replace(suite, samples=samples)
+    report = get_host().pm.hook.evaluate(specialist=specialist, model=model, suite=suite)
     if report is None:
         raise PluginError("no plugin implements the evaluate hook (aeth's default evaluator was disabled?)")
     return report

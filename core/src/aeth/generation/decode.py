@@ -86,17 +86,26 @@ def stream_text(loaded: Any, messages: list[dict[str, str]], sampling: Sampling,
 
 
 def answerer(loaded: Any, specialist: Specialist, max_tokens: int = 64, temperature: float = 0.0,
-             seed: int = 0) -> Callable[[str], str]:
-    """A ``prompt -> answer`` function on ``loaded`` with ``specialist``'s prompt (greedy by default).
+             seed: int = 0) -> Callable[..., str]:
+    """A ``model(prompt, *, sample=0, max_tokens=None, images=()) -> str`` on ``loaded`` with
+    ``specialist``'s system prompt (greedy by default).
 
-    Eval suites run against such functions, so the same suite can judge any backend.
+    Eval suites run against such functions, so the same suite can judge any backend. Sample
+    ``i`` of a prompt is drawn with seed ``seed + i``, so every sample differs and every run of
+    the same evaluation repeats exactly. This answerer reads text only.
     """
     defaults = specialist.generation
-    sampling = Sampling(temperature=temperature, top_p=defaults.top_p, top_k=defaults.top_k,
-                        max_tokens=max_tokens, repetition_penalty=defaults.repetition_penalty, seed=seed)
 
-    def answer(prompt: str) -> str:
+    def answer(prompt: str, *, sample: int = 0, max_tokens: int | None = None, images: tuple = ()) -> str:
+        if images:
+            from aeth.errors import SpecialistError
+
+            raise SpecialistError(f"the model for {specialist.name!r} reads text only; this case has images")
+        sampling = Sampling(temperature=temperature, top_p=defaults.top_p, top_k=defaults.top_k,
+                            max_tokens=max_tokens or default_tokens, repetition_penalty=defaults.repetition_penalty,
+                            seed=seed + sample)
         messages = build_messages(specialist, Request(prompt=prompt))
         return "".join(stream_text(loaded, messages, sampling, {})).strip()
 
+    default_tokens = max_tokens
     return answer

@@ -1,0 +1,39 @@
+"""The model an eval runs against: a specialist answering through the ``generate`` hook.
+
+Evals go through the same path as ``aeth run`` (minus routing and content policies), so a
+specialist with its own ``generate`` (a vision model, a remote backend) is judged by its suite
+exactly as it answers users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aeth.errors import PluginError
+from aeth.request import GenerationContext, Request, Sampling
+from aeth.specialist import Specialist
+
+
+def specialist_model(app, specialist: Specialist, *, temperature: float = 0.0, max_tokens: int = 256,
+                     seed: int = 0) -> Callable[..., str]:
+    """``model(prompt, *, images=(), sample=0, max_tokens=None) -> str`` for ``specialist``.
+
+    Sample ``i`` uses seed ``seed + i``: samples differ from each other, and a rerun repeats them.
+    """
+    from aeth import runtime
+
+    defaults = specialist.generation
+
+    def answer(prompt: str, *, images: tuple = (), sample: int = 0, max_tokens: int | None = None) -> str:
+        request = Request(prompt=prompt, specialist=specialist.name, images=tuple(images))
+        sampling = Sampling(temperature=temperature, top_p=defaults.top_p, top_k=defaults.top_k,
+                            max_tokens=max_tokens or default_tokens, repetition_penalty=defaults.repetition_penalty,
+                            seed=seed + sample)
+        context = GenerationContext(config=app.config, sampling=sampling, models=runtime.models())
+        stream = app.host.pm.hook.generate(specialist=specialist, request=request, context=context)
+        if stream is None:
+            raise PluginError("no plugin implements the generate hook (aeth's default generator was disabled?)")
+        return "".join(stream).strip()
+
+    default_tokens = max_tokens
+    return answer
