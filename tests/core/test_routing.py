@@ -302,7 +302,7 @@ def test_unwritable_home_still_routes(embedder, specialists, tmp_path):
 def test_accuracy_and_confusion_matrix(embedder, specialists, isolated_home):
     router = make_router(embedder, isolated_home)
     labelled = IN_DOMAIN[:2] + IN_DOMAIN[3:5] + [(OFF_TOPIC, "general"), ("How big is the Milky Way?", "cooking")]
-    report = calibrate.accuracy(router, labelled, specialists)
+    report = calibrate.accuracy(calibrate.router_predictor(router, specialists), labelled)
     assert report["total"] == 6 and report["correct"] == 5
     assert report["accuracy"] == pytest.approx(5 / 6)
     assert report["confusion"] == {
@@ -312,7 +312,7 @@ def test_accuracy_and_confusion_matrix(embedder, specialists, isolated_home):
     }
     assert report["mistakes"] == [("How big is the Milky Way?", "cooking", "astronomy")]
     with pytest.raises(ValueError):
-        calibrate.accuracy(router, [], specialists)
+        calibrate.accuracy(calibrate.router_predictor(router, specialists), [])
 
 
 # ---- the default plugin -----------------------------------------------------------------------

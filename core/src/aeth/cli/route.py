@@ -10,20 +10,29 @@ from aeth.cli.root import active_config, cli
 
 
 @cli.command()
-@click.argument("prompt")
-@click.option("--json", "as_json", is_flag=True, help="Print the bids as JSON.")
+@click.argument("prompt", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--evaluate", is_flag=True,
+              help="Instead of one prompt, route every installed specialist's held-out prompts and print the "
+                   "accuracy and a confusion matrix.")
 @click.pass_context
-def route(ctx, prompt, as_json):
+def route(ctx, prompt, as_json, evaluate):
     """Rank the specialists for PROMPT: score, which router bid, and why.
 
     \b
-    Example:
+    Examples:
       aeth route "Fix this TypeError in my Python script"
+      aeth route --evaluate          how well the router routes prompts it never saw
     """
     from aeth.app import Aeth
     from aeth.request import Request
 
     app = Aeth(active_config(ctx))
+    if evaluate:
+        _evaluate(app, as_json)
+        return
+    if not prompt:
+        raise click.UsageError("give a PROMPT to route, or --evaluate")
     request = Request(prompt=prompt)
     app.check_input(request)
     winner, bids = app.route(request)
@@ -37,3 +46,36 @@ def route(ctx, prompt, as_json):
     for b in bids:
         table.add_row("->" if b is winner else "", b.specialist, f"{b.score:.3f}", b.plugin, b.reason)
     Console().print(table)
+
+
+def _evaluate(app, as_json: bool) -> None:
+    from aeth.errors import RoutingError
+    from aeth.request import Request
+    from aeth.routing.calibrate import accuracy
+
+    specs = app.specialists()
+    labelled = [(p, s.name) for s in specs.values() for p in s.routing_heldout]
+    if not labelled:
+        raise RoutingError("no installed specialist has held-out routing prompts (Specialist.routing_heldout)")
+    # through app.route, so every router plugin bids, as in `aeth run`
+    result = accuracy(lambda prompt: app.route(Request(prompt=prompt))[0].specialist, labelled)
+    confusion, correct = result["confusion"], result["correct"]
+    result["mistakes"] = [{"prompt": p, "expected": e, "predicted": r} for p, e, r in result["mistakes"]]
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    labels = sorted(confusion)
+    predicted_labels = labels + sorted({p for row in confusion.values() for p in row} - set(labels))
+    table = Table("expected \\ routed to", *predicted_labels, "recall", box=None,
+                  title=f"held-out routing accuracy: {result['accuracy']:.1%} ({correct}/{len(labelled)})", title_justify="left")
+    for expected in labels:
+        row = confusion[expected]
+        table.add_row(expected, *(str(row.get(p, 0)) or "" for p in predicted_labels),
+                      f"{row.get(expected, 0) / sum(row.values()):.0%}")
+    console = Console()
+    console.print(table)
+    for m in result["mistakes"]:
+        console.print(f"  {m['expected']} -> {m['predicted']}: {m['prompt']}", markup=False, highlight=False, style="dim")

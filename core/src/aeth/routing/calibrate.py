@@ -1,22 +1,19 @@
-"""How well a router routes: accuracy and a confusion matrix over labelled prompts."""
+"""How well routing routes: accuracy and a confusion matrix over labelled prompts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from aeth.routing.router import EmbeddingRouter
-from aeth.specialist import Specialist
-
-NO_BID = "(none)"  # the "predicted" label when the router made no bid at all
+NO_BID = "(none)"  # the "predicted" label when no specialist was chosen at all
 
 
-def accuracy(router: EmbeddingRouter, labelled: Iterable[tuple[str, str]],
-             specialists: dict[str, Specialist]) -> dict:
-    """Route each ``(prompt, expected_specialist)`` and compare the top bid with the label.
+def accuracy(predict: Callable[[str], str | None], labelled: Iterable[tuple[str, str]]) -> dict:
+    """Route each ``(prompt, expected_specialist)`` with ``predict`` and compare with the label.
 
-    Returns ``{"accuracy", "total", "correct", "confusion", "mistakes"}``: ``confusion`` is
-    ``{expected: {predicted: count}}`` (the predicted label is ``"(none)"`` when no bid was made)
-    and ``mistakes`` lists ``(prompt, expected, predicted)`` for every wrong route.
+    ``predict(prompt)`` returns the chosen specialist's name (``None``: no choice). Returns
+    ``{"accuracy", "total", "correct", "confusion", "mistakes"}``: ``confusion`` is
+    ``{expected: {predicted: count}}`` and ``mistakes`` lists ``(prompt, expected, predicted)``
+    for every wrong route.
     """
     labelled = list(labelled)
     if not labelled:
@@ -24,8 +21,7 @@ def accuracy(router: EmbeddingRouter, labelled: Iterable[tuple[str, str]],
     confusion: dict[str, dict[str, int]] = {}
     mistakes = []
     for prompt, expected in labelled:
-        bids = router.rank(prompt, specialists)
-        predicted = bids[0].specialist if bids else NO_BID
+        predicted = predict(prompt) or NO_BID
         row = confusion.setdefault(expected, {})
         row[predicted] = row.get(predicted, 0) + 1
         if predicted != expected:
@@ -33,3 +29,12 @@ def accuracy(router: EmbeddingRouter, labelled: Iterable[tuple[str, str]],
     correct = len(labelled) - len(mistakes)
     return {"accuracy": correct / len(labelled), "total": len(labelled), "correct": correct,
             "confusion": confusion, "mistakes": mistakes}
+
+
+def router_predictor(router, specialists) -> Callable[[str], str | None]:
+    """``predict`` for :func:`accuracy` from an :class:`~aeth.routing.router.EmbeddingRouter` alone."""
+    def predict(prompt: str) -> str | None:
+        bids = router.rank(prompt, specialists)
+        return bids[0].specialist if bids else None
+
+    return predict

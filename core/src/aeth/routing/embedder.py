@@ -13,8 +13,8 @@ torch and transformers are imported only when the first text is embedded, so ``a
 from __future__ import annotations
 
 import threading
-from importlib import metadata
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import numpy as np
