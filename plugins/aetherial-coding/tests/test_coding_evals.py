@@ -1,8 +1,10 @@
-"""The ``coding-format`` scorer: parseable functions of the right name score 1, anything else 0."""
+"""The HumanEval suite: finding the function in an answer, and the real tests run in the sandbox."""
+
+import sys
 
 import pytest
 
-from aetherial_coding.evals import CASES, build_suite, score_answer
+from aetherial_coding.evals import build_suite, extract_function, passes, problems, program
 
 FENCED = '''Here is the function:
 
@@ -20,6 +22,7 @@ def add(a, b):
     return a + b
 
 This returns the sum.'''
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the code sandbox is Linux-only")
 
 
 @pytest.mark.parametrize("answer", [
@@ -31,37 +34,55 @@ This returns the sum.'''
     "1. Write it:\n\n   ```python\n   def add(a, b):\n       return a + b\n   ```",  # indented fence
     "```python\ndef add(a, b):\n    return a + b",                       # unterminated fence
 ])
-def test_parseable_function_scores_one(answer):
-    assert score_answer(answer, "add") == 1.0
+def test_a_parseable_function_is_found(answer):
+    assert "def add(" in extract_function(answer, "add")
 
 
 @pytest.mark.parametrize("answer", [
     "To add two numbers, return a plus b.",                                # prose
     "",                                                                     # nothing
     "```python\ndef add(a, b)\n    return a + b\n```",                     # missing colon
-    "```python\ndef add(a, b):\n    x = 1\n    return a + * b\n```",       # error deep in the body
-    "def add(a, b):\n    x = 1\n    return a + * b\n\nThat's it.",         # same, unfenced
+    "def add(a, b):\n    x = 1\n    return a + * b\n\nThat's it.",         # error deep in the body
     "```python\ndef plus(a, b):\n    return a + b\n```",                   # wrong name
     "```javascript\nfunction add(a, b) { return a + b; }\n```",            # wrong language
     "```python\nprint('def add(a, b): pass')\n```",                         # name only inside a string
+    "```python\ndef add(a, b):\n    return a +\n```\ndone",                # a broken fence is not rescued
 ])
-def test_anything_else_scores_zero(answer):
-    assert score_answer(answer, "add") == 0.0
+def test_anything_else_is_not(answer):
+    assert extract_function(answer, "add") is None
 
 
-def test_broken_fence_is_not_rescued_by_the_same_code_unfenced():
-    # The unfenced fallback must not find the broken fenced def and parse a prefix of it.
-    answer = "```python\ndef add(a, b):\n    return a +\n```\ndone"
-    assert score_answer(answer, "add") == 0.0
-
-
-def test_suite_cases_and_scorer():
+def test_humaneval_is_read_from_its_package():
+    probs = problems()
+    assert len(probs) == 164
+    assert len({p["task_id"] for p in probs}) == 164
+    assert {"prompt", "entry_point", "canonical_solution", "test"} <= set(probs[0])
     suite = build_suite()
     cases = list(suite.cases())
-    assert len(cases) == len(CASES) >= 10
-    assert len({c.id for c in cases}) == len(cases)
-    case = next(c for c in cases if c.reference == "is_palindrome")
-    good = "```python\ndef is_palindrome(s):\n    t = [c.lower() for c in s if c.isalnum()]\n    return t == t[::-1]\n```"
-    assert suite.score(case, good) == 1.0
-    assert suite.score(case, "A palindrome reads the same both ways.") == 0.0
-    assert "never executed" in suite.description
+    assert [c.id for c in cases] == [p["task_id"] for p in probs]
+    assert probs[0]["prompt"] in cases[0].prompt and "```python" in cases[0].prompt
+
+
+@linux_only
+def test_every_canonical_solution_passes_in_the_sandbox():
+    # the harness itself is right: HumanEval's reference solutions, given as a model would answer
+    # (whole function in a fence), pass all 164 problems; an empty body fails them
+    failed = [p["task_id"] for p in problems()
+              if not passes(p, f"```python\n{p['prompt']}{p['canonical_solution']}```")]
+    assert failed == []
+
+
+@linux_only
+def test_wrong_and_body_only_answers():
+    p = problems()[0]  # has_close_elements
+    assert not passes(p, "```python\ndef has_close_elements(numbers, threshold):\n    return False\n```")
+    assert not passes(p, "I cannot do that.")
+    assert passes(p, p["canonical_solution"])  # just the body, as a completion model gives it
+    assert program(p, "no code") is None
+
+
+@linux_only
+def test_a_hostile_answer_is_contained_and_fails():
+    p = problems()[0]
+    hostile = "```python\ndef has_close_elements(numbers, threshold):\n    import os\n    os.system('rm -rf ~')\n    while True: pass\n```"
+    assert not passes(p, hostile)

