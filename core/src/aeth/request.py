@@ -13,14 +13,14 @@ class Request:
 
     ``specialist`` set means routing is bypassed. Sampling fields left as ``None`` fall back to the
     user's config, then to the specialist's :class:`~aeth.specialist.GenerationDefaults`.
-    ``history`` holds earlier turns as ``{"role", "content"}`` dicts; ``images`` holds paths for
-    specialists that see.
+    ``history`` holds earlier turns as ``{"role", "content"}`` dicts; ``images`` holds images for
+    specialists that see: file paths, raw bytes or base64 text (see :mod:`aeth.images`).
     """
 
     prompt: str
     specialist: str | None = None
     history: tuple[dict, ...] = ()
-    images: tuple[str, ...] = ()
+    images: tuple[str | bytes, ...] = ()
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None

@@ -192,7 +192,8 @@ class Specialist:
 
     ``routing_examples`` teach the router; ``routing_heldout`` are other prompts for this
     specialist that the router never sees, used only to measure routing accuracy
-    (``aeth route --evaluate``). ``plugin`` is filled in by core with the name of the plugin
+    (``aeth route --evaluate``). Requests carrying images are routed only to specialists with
+    ``accepts_images``. ``plugin`` is filled in by core with the name of the plugin
     that registered it.
     """
 
@@ -208,6 +209,7 @@ class Specialist:
     recipe: DatasetRecipe | None = None
     suite: EvalSuite | None = None
     version: str = "0.1"
+    accepts_images: bool = False
     plugin: str = ""
 
     def problems(self) -> list[tuple[str, str]]:
@@ -260,4 +262,5 @@ class Specialist:
             "routing_heldout": len(self.routing_heldout),
             "recipe": self.recipe.name if self.recipe else None,
             "suite": self.suite.name if self.suite else None,
+            "accepts_images": self.accepts_images,
         }

@@ -29,10 +29,12 @@ def read_stdin() -> str:
 @click.option("--top-k", type=click.IntRange(0), help="Sample from the k likeliest tokens (0 = off).")
 @click.option("--max-tokens", type=click.IntRange(1), help="Most tokens to generate.")
 @click.option("--seed", type=click.IntRange(0), help="Random seed, for a reproducible answer.")
+@click.option("--image", "images", multiple=True, metavar="FILE",
+              help="An image for a specialist that sees (repeatable); routes to `vision` unless -s says otherwise.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, specialist, reason, token counts) instead of streaming.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not say on stderr which specialist answered and why.")
 @click.pass_context
-def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, as_json, quiet):
+def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, images, as_json, quiet):
     """Answer PROMPT with the best specialist, streaming tokens as they come.
 
     PROMPT may also come on standard input; given both, the piped text follows the prompt.
@@ -44,6 +46,7 @@ def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, as
       aeth run -s coding "Write a function that reverses a string"
       cat error.log | aeth run "Why does this fail?"
       aeth run --json --seed 1 "Give me a haiku"
+      aeth run --image receipt.png "What is the total?"
     """
     from aeth.app import Aeth
     from aeth.errors import PolicyBlocked
@@ -54,8 +57,12 @@ def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, as
     if not text.strip():
         raise click.UsageError("no prompt: give one as an argument or pipe it on standard input")
     app = Aeth(active_config(ctx))
+    for i, image in enumerate(images):  # fail now, before routing and loading models
+        from aeth.images import image_bytes
+
+        image_bytes(image, i)
     request = Request(prompt=text, specialist=specialist, temperature=temperature, top_p=top_p, top_k=top_k,
-                      max_tokens=max_tokens, seed=seed)
+                      max_tokens=max_tokens, seed=seed, images=tuple(images))
     answer = app.stream(request)
     if not quiet and not as_json:
         click.secho(f"[{answer.specialist.name}] {answer.bid.reason}", err=True, dim=True)
