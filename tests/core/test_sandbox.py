@@ -208,3 +208,73 @@ def test_it_cannot_regain_privileges_or_undo_the_fence():
     assert lines[1].startswith("remount -1")
     assert "setuid worked" not in result.stdout
     assert lines[-1] == "0000000000000000"  # no effective capability at all
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+@pytest.fixture
+def world_readable_dir():
+    import shutil
+    import tempfile
+
+    # outside /tmp (the sandbox has its own) and readable by nobody (pytest's tmp dirs are root's)
+    build = Path(__file__).resolve().parents[2] / "build"
+    build.mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="sandbox-user-", dir=build))
+    yield path
+    shutil.rmtree(path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not SYSTEM_PYTHON.exists(), reason="needs root to become an ordinary user, and a system python")
+def test_an_ordinary_user_gets_the_same_fence(world_readable_dir):
+    # aeth run by an unprivileged user builds its namespaces through a user namespace; check that
+    # path for real by running the sandbox module as `nobody` with the system interpreter
+    import shutil
+    import subprocess
+
+    import aeth.evals.sandbox as sandbox
+
+    tmp_path = world_readable_dir
+    pkg = tmp_path / "aeth"
+    (pkg / "evals").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "evals" / "__init__.py").write_text("")
+    (pkg / "errors.py").write_text("class AethError(Exception):\n    pass\n")  # all the module needs of aeth
+    for name in ("sandbox.py", "_sandbox_boot.py"):
+        shutil.copy(Path(sandbox.__file__).with_name(name), pkg / "evals" / name)
+    driver = tmp_path / "driver.py"
+    (tmp_path / "inner.py").write_text(textwrap.dedent(f"""
+        import os, socket
+        print(os.getuid(), sorted(os.environ))
+        for attempt in (lambda: open({str(tmp_path / 'created.txt')!r}, 'w'),
+                        lambda: socket.create_connection(('127.0.0.1', 9), timeout=1)):
+            try:
+                attempt()
+                print('ALLOWED')
+            except OSError as e:
+                print('refused', e.errno)
+        print(open('/proc/self/status').read().split('CapEff:')[1].split()[0])
+    """))
+    driver.write_text(textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from aeth.evals.sandbox import Limits, run_python
+        r = run_python(open({str(tmp_path / "inner.py")!r}).read(), Limits(wall_seconds=10))
+        bomb = run_python("import os\\nwhile True:\\n    try: os.fork()\\n    except OSError: pass", Limits(wall_seconds=2))
+        print(json.dumps([r.status, r.stdout, r.stderr, bomb.status]))
+    """))
+    os.chmod(tmp_path, 0o777)  # nobody may write here outside the sandbox: inside, the fence must refuse
+    for p in tmp_path.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    out = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(SYSTEM_PYTHON), str(driver)],
+                         capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    assert out.returncode == 0, out.stderr
+    status, stdout, stderr, bomb = __import__("json").loads(out.stdout.strip().splitlines()[-1])
+    assert status == "ok", stderr
+    lines = stdout.splitlines()
+    assert lines[0] == "0 ['HOME', 'LANG', 'PATH', 'TMPDIR']"  # root of its own user namespace only
+    assert lines[1:3] == ["refused 30", "refused 101"]  # read-only filesystem; network unreachable
+    assert lines[3] == "0000000000000000"
+    assert bomb in {"timeout", "killed"}
+    assert not (tmp_path / "created.txt").exists()

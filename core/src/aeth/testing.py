@@ -254,6 +254,13 @@ class SpecialistContract:
     plugin_name: str | None = None
     plugin_module: str | None = None
     min_routing_examples: int = 40
+    min_routing_heldout: int = 0  #: aeth's own specialists ask for 20
+    min_seed_records: int = 1  #: aeth's own specialists ask for 200
+
+    def contract_model_dir(self, tiny_model_dir: Path) -> Path:
+        """The tiny model the eval suite runs on; a specialist that needs another kind of model
+        (a vision-language model, say) overrides this to build a tiny one of its own."""
+        return tiny_model_dir
 
     # ---- helpers --------------------------------------------------------------------------
 
@@ -315,24 +322,43 @@ class SpecialistContract:
         )
 
     def test_eval_suite_runs_on_tiny_model(self, tiny_model_dir, aeth_home):
-        """The eval suite runs end to end on a tiny model and scores within [0, 1]."""
+        """The eval suite runs end to end on a tiny model, through the specialist's own generate
+        path (as ``aeth eval`` runs it), and scores within [0, 1]."""
+        from dataclasses import replace
+
+        from aeth.app import Aeth
+        from aeth.evals.model import specialist_model
         from aeth.evals.runner import run_evaluation
-        from aeth.generation import answerer
-        from aeth.models.loading import load_model
 
         spec = self._specialist()
         assert spec.suite is not None, "the specialist has no eval suite"
         cases = list(spec.suite.cases())
         assert len(cases) >= 2, "an eval suite needs at least two cases"
         assert len({c.id for c in cases}) == len(cases), "eval case ids must be unique"
-        loaded = load_model(tiny_model_dir, quantization="none", dtype="float32", device="cpu")
-        answer = answerer(loaded, spec, max_tokens=16, temperature=0.0, seed=0)
-        report = run_evaluation(spec, answer, limit=2)
+        tiny = replace(spec, base_model=str(self.contract_model_dir(tiny_model_dir)))
+        model = specialist_model(Aeth(), tiny, max_tokens=16)
+        report = run_evaluation(tiny, model, limit=2)
         assert report.n == 2
         assert len(report.cases) == 2
         assert 0.0 <= report.score <= 1.0
         assert all(0.0 <= c.score <= 1.0 for c in report.cases)
-        assert [c.id for c in report.cases] == [c.id for c in cases[:2]]
+        assert {c.id for c in report.cases} <= {c.id for c in cases}
+
+    def test_seed_data_is_plentiful_and_distinct(self):
+        """At least ``min_seed_records`` records, no two with the same first user prompt."""
+        spec = self._specialist()
+        assert spec.recipe is not None, "the specialist has no dataset recipe"
+        records = spec.recipe.records()
+        assert len(records) >= self.min_seed_records, f"{len(records)} seed records; at least {self.min_seed_records} wanted"
+        firsts = [next(m["content"] for m in r["messages"] if m["role"] == "user") for r in records]
+        assert len(set(firsts)) == len(firsts), "two seed records start with the same user prompt"
+
+    def test_routing_heldout_prompts(self):
+        """Held-out routing prompts exist (``min_routing_heldout``) and never repeat a routing example."""
+        spec = self._specialist()
+        assert len(spec.routing_heldout) >= self.min_routing_heldout, (
+            f"{len(spec.routing_heldout)} held-out routing prompts; at least {self.min_routing_heldout} wanted")
+        assert not set(spec.routing_heldout) & set(spec.routing_examples)
 
     def test_routing_examples_embed(self):
         """Routing examples are plentiful and distinct: finite 384-d embeddings, no duplicate rows."""

@@ -86,3 +86,12 @@ def test_a_hostile_answer_is_contained_and_fails():
     p = problems()[0]
     hostile = "```python\ndef has_close_elements(numbers, threshold):\n    import os\n    os.system('rm -rf ~')\n    while True: pass\n```"
     assert not passes(p, hostile)
+
+
+def test_no_humaneval_problem_leaks_into_the_training_data():
+    from aeth.evals.overlap import find_overlaps, record_text
+    from aetherial_coding.recipe import build_recipe
+
+    records = build_recipe().records()
+    bench = [p["prompt"] + p["canonical_solution"] for p in problems()]
+    assert find_overlaps([record_text(r) for r in records], bench, n=13) == []

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from importlib.resources import files
-
 from aeth import DatasetRecipe
+from aeth.datasets import package_file, read_records
 
 SEED_FILE = "data/seed.jsonl"
 
 
-def load_seed() -> Iterator[dict]:
-    """Yield the bundled seed records (``{"messages": [...]}``), one per line of ``seed.jsonl``."""
-    text = files("aetherial_coding").joinpath(SEED_FILE).read_text(encoding="utf-8")
-    for line in text.splitlines():
-        if line.strip():
-            yield json.loads(line)
+def load_seed() -> list[dict]:
+    """The bundled seed records (``{"messages": [...]}``); a malformed line is reported with its number."""
+    return read_records(package_file("aetherial_coding", SEED_FILE))
 
 
 def build_recipe() -> DatasetRecipe:

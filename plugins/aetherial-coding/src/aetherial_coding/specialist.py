@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
-
 from aeth import AdapterSpec, GenerationDefaults, Specialist
+from aeth.datasets import package_file, read_prompts
 from aetherial_coding.evals import build_suite
 from aetherial_coding.recipe import build_recipe
 
@@ -16,19 +15,14 @@ bug, say what was wrong and why the fix works. When reviewing, list concrete pro
 important first. If the request is ambiguous, state your assumption. Be concise."""
 
 
-def routing_examples() -> tuple[str, ...]:
-    """Prompts this specialist should answer (one per line of ``data/routing_examples.txt``)."""
-    text = files("aetherial_coding").joinpath("data/routing_examples.txt").read_text(encoding="utf-8")
-    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
-
-
 def build_specialist() -> Specialist:
     """The ``coding`` specialist as registered by the plugin."""
     return Specialist(
         name="coding",
         description="Writes, explains, debugs, reviews and documents code (Python, JavaScript, SQL, shell, Go, Rust, ...).",
         system_prompt=SYSTEM_PROMPT,
-        routing_examples=routing_examples(),
+        routing_examples=read_prompts(package_file("aetherial_coding", "data/routing_examples.txt")),
+        routing_heldout=read_prompts(package_file("aetherial_coding", "data/routing_heldout.txt")),
         adapter=AdapterSpec(r=16, alpha=32, dropout=0.05),
         # Code wants the likeliest token: low temperature, a tight nucleus. No repetition penalty:
         # code legitimately repeats names and punctuation.
