@@ -66,7 +66,7 @@ def _run(cfg, name, limit, samples, temperature, max_tokens, seed, base):
     from aeth.app import Aeth
     from aeth.errors import SpecialistError
     from aeth.evals.model import specialist_model
-    from aeth.evals.runner import run_evaluation
+    from aeth.evals.runner import PROGRESS_WITHOUT_TTY, run_evaluation
 
     app = Aeth(cfg)
     spec = app.specialist(name)
@@ -80,6 +80,7 @@ def _run(cfg, name, limit, samples, temperature, max_tokens, seed, base):
         raise click.UsageError("several samples per case at temperature 0 would all be the same answer; "
                                "pass --temperature (e.g. 0.8)")
     model = specialist_model(app, spec, temperature=temperature, max_tokens=max_tokens or suite.max_tokens, seed=seed)
+    PROGRESS_WITHOUT_TTY.set("lines")  # a long eval under nohup or in CI still says how far it is
     report = run_evaluation(spec, model, limit=limit, samples=samples)
     loaded = [m for m in runtime.models().loaded if m.name == spec.base_model]
     report.meta.update({

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 from aeth.hookspecs import hookimpl
 
 
@@ -11,4 +9,4 @@ from aeth.hookspecs import hookimpl
 def evaluate(specialist, model, suite):
     from aeth.evals.runner import run_suite
 
-    return run_suite(specialist, suite, model, progress=sys.stderr.isatty())
+    return run_suite(specialist, suite, model, progress=True)

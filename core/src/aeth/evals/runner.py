@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 
 from aeth.errors import PluginError, SpecialistError
@@ -163,16 +165,26 @@ def summarise(specialist: str, suite: EvalSuite, results: list[CaseResult], seco
                       groups, pass_k, results)
 
 
+#: How the runner shows progress when ``progress`` is true and stderr is not a terminal:
+#: ``aeth eval`` sets it to "lines" (a log line every ~10 %), so long runs in CI or under nohup
+#: still say how far they are. Library use stays silent.
+PROGRESS_WITHOUT_TTY: ContextVar[str] = ContextVar("aeth_eval_progress", default="none")
+
+
 class _progress:
-    """A rich progress bar (when asked for) as a context manager yielding an ``advance()``."""
+    """Progress as a context manager yielding ``advance()``: a rich bar on a terminal, else
+    plain lines when :data:`PROGRESS_WITHOUT_TTY` asks for them, else nothing."""
 
     def __init__(self, show: bool, label: str, total: int):
         self.show, self.label, self.total = show, label, total
         self.bar = None
+        self.done, self.started, self.next_line = 0, time.monotonic(), max(1, total // 10)
 
     def __enter__(self) -> Callable[[], None]:
         if not self.show:
             return lambda: None
+        if not sys.stderr.isatty():
+            return self._line if PROGRESS_WITHOUT_TTY.get() == "lines" else (lambda: None)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -180,6 +192,14 @@ class _progress:
         self.bar.start()
         task = self.bar.add_task(self.label, total=self.total)
         return lambda: self.bar.advance(task)
+
+    def _line(self) -> None:
+        self.done += 1
+        if self.done % self.next_line == 0 or self.done == self.total:
+            elapsed = time.monotonic() - self.started
+            eta = elapsed / self.done * (self.total - self.done)
+            print(f"{self.label}: {self.done}/{self.total} answers, {elapsed:.0f} s elapsed, ~{eta:.0f} s left",
+                  file=sys.stderr, flush=True)
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
