@@ -333,10 +333,11 @@ def test_default_plugin_routes_with_configured_settings(specialists, isolated_ho
     assert (bids[0].specialist, bids[0].score) == ("general", 0.9)
 
 
-def test_default_plugin_answers_through_the_hook(specialists):
+def test_default_plugin_answers_through_the_hook(specialists, isolated_home, monkeypatch):
     import aeth.default_plugins.router as plugin
     from aeth.plugins import PluginHost
 
+    monkeypatch.setenv("AETH_ROUTER_THRESHOLD", str(THRESHOLD))
     host = PluginHost()
     assert host.register(plugin, "aeth.router", module=plugin.__name__, default=True)
     host.pm.check_pending()

@@ -83,7 +83,7 @@ KEYS: dict[str, Key] = {
     "model.device": Key("auto", _choice("auto", "cpu", "cuda"), "where models run; auto = cuda if available"),
     "model.threads": Key("auto", _threads, "torch CPU threads; auto = 1 for tiny models, all usable cores otherwise"),
     "model.trust_remote_code": Key(False, _bool, "allow a hub model's own Python code to run (off: never by default)"),
-    "router.threshold": Key(0.25, _number(float, -1.0, 1.0), "best similarity below this falls back to router.fallback"),
+    "router.threshold": Key(0.20, _number(float, -1.0, 1.0), "best similarity below this falls back to router.fallback"),
     "router.fallback": Key("general", _text, "specialist that answers when no specialist is confident"),
     "router.top_k": Key(3, _number(int, 1, 100), "how many nearest routing examples are averaged per specialist"),
     "generation.temperature": Key(None, _number(float, 0.0, 10.0, optional=True), "sampling temperature (0 = greedy); unset: the specialist's"),
