@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from aeth import EvalCase, EvalSuite, Specialist, hookimpl
 from aeth.cli import cli
-from aeth.errors import AethError, PluginError
+from aeth.errors import AethError, PluginError, SpecialistError
 from aeth.evals import store
 from aeth.evals.overlap import find_overlaps
 from aeth.evals.runner import limited, pass_at_k, run_suite, summarise
@@ -61,7 +61,8 @@ def test_runner_scores_groups_and_samples():
     report = run_suite(SPEC, suite(samples=3, pass_at=(1, 2, 5)), model)
     assert report.n == 4 and len(calls) == 12
     assert {s for _, s in calls} == {0, 1, 2}
-    assert report.groups == {"arith": {"score": pytest.approx(2 / 9), "n": 3}, "geo": {"score": pytest.approx(1 / 3), "n": 1}}
+    assert report.groups == {"arith": {"score": pytest.approx(2 / 9), "n": 3, "errors": 0},
+                             "geo": {"score": pytest.approx(1 / 3), "n": 1, "errors": 0}}
     assert report.score == pytest.approx(3 / 12)
     # three of four cases have one right answer in three samples: pass@1 = 1/3, pass@2 = 2/3 each
     assert report.pass_at_k == {"pass@1": pytest.approx(0.75 / 3), "pass@2": pytest.approx(0.75 * 2 / 3)}
@@ -77,6 +78,21 @@ def test_runner_passes_images_and_case_lengths_only_when_set():
 
     run_suite(SPEC, EvalSuite("s", "1", lambda: cases, lambda c, a: 0.0), model)
     assert seen == [{"images": ("cat.png",), "max_tokens": 7}, {}]
+
+
+def test_a_case_the_model_cannot_answer_scores_zero_and_the_rest_still_runs():
+    def model(prompt):
+        if prompt == "capital of France":
+            raise SpecialistError("this case needs a model that is not installed")
+        return {"2+2": "4", "3+3": "6", "1+1": "2"}[prompt]
+
+    report = run_suite(SPEC, suite(), model)
+    assert report.groups["arith"] == {"score": 1.0, "n": 3, "errors": 0}
+    assert report.groups["geo"] == {"score": 0.0, "n": 1, "errors": 1}
+    failed = [c for c in report.cases if c.errors]
+    assert [c.id for c in failed] == ["c1"] and "not installed" in failed[0].errors[0]
+    with pytest.raises(SpecialistError, match="not installed"):  # nothing answerable: the error itself
+        run_suite(SPEC, suite(), lambda p: model("capital of France"))
 
 
 def test_bad_scores_and_duplicate_ids_are_plugin_errors():

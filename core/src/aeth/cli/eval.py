@@ -120,6 +120,10 @@ def _print_report(report, show: int) -> None:
             table.add_row(key, str(report.n), f"{value:.3f}")
     console = _console()
     console.print(table)
+    failed = [c for c in report.cases if c.errors]
+    if failed:
+        console.print(f"{len(failed)} case(s) could not be answered and scored 0, e.g. {failed[0].id}: {failed[0].errors[0]}",
+                      style="yellow", markup=False, highlight=False)
     model = report.meta.get("model") or {}
     console.print(f"model {model.get('name', report.meta.get('base_model'))} ({model.get('dtype', '?')}, "
                   f"{model.get('quantization', '?')}), adapter {report.meta.get('adapter') or 'none'}; "

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 
-from aeth.errors import PluginError, SpecialistError
+from aeth.errors import AethError, PluginError, SpecialistError
 from aeth.specialist import EvalCase, EvalSuite, Specialist
 
 
@@ -32,6 +32,7 @@ class CaseResult:
     answers: list[str]
     scores: list[float]
     group: str = ""
+    errors: list[str] = field(default_factory=list)  #: why answers could not be had (each scored 0)
 
     @property
     def score(self) -> float:
@@ -70,7 +71,7 @@ class EvalReport:
     def from_dict(cls, data: dict) -> EvalReport:
         """The report saved by :meth:`to_dict`."""
         data = dict(data)
-        data["cases"] = [CaseResult(c["id"], c["prompt"], c["answers"], c["scores"], c.get("group", ""))
+        data["cases"] = [CaseResult(c["id"], c["prompt"], c["answers"], c["scores"], c.get("group", ""), c.get("errors", []))
                          for c in data.get("cases", [])]
         return cls(**data)
 
@@ -123,7 +124,10 @@ def run_suite(specialist: Specialist, suite: EvalSuite, model: Callable[..., str
               samples: int | None = None) -> EvalReport:
     """Answer and score every case of ``suite`` (``samples`` answers each; the suite's by default).
 
-    A scorer outside [0, 1] is a plugin bug and raises :class:`PluginError` naming the case.
+    A scorer outside [0, 1] is a plugin bug and raises :class:`PluginError` naming the case. A
+    case the model cannot answer (an :class:`~aeth.errors.AethError`, e.g. a vision case with no
+    vision model available offline) scores 0 and its error is kept, so the rest of the suite
+    still runs; when no case at all could be answered, the first error is raised instead.
     """
     samples = samples or suite.samples
     started = time.perf_counter()
@@ -131,11 +135,20 @@ def run_suite(specialist: Specialist, suite: EvalSuite, model: Callable[..., str
     if len({c.id for c in cases}) != len(cases):
         raise PluginError(f"suite {suite.name!r} of specialist {specialist.name!r} has duplicate case ids")
     results: list[CaseResult] = []
+    first_error: AethError | None = None
     with _progress(progress, f"{specialist.name}: {suite.name}", len(cases) * samples) as advance:
         for case in cases:
-            answers, scores = [], []
+            answers, scores, errors = [], [], []
             for sample in range(samples):
-                answer = _ask(model, case, sample, samples)
+                try:
+                    answer = _ask(model, case, sample, samples)
+                except AethError as e:
+                    first_error = first_error or e
+                    answers.append("")
+                    scores.append(0.0)
+                    errors.append(str(e))
+                    advance()
+                    continue
                 score = float(suite.score(case, answer))
                 if math.isnan(score) or not 0.0 <= score <= 1.0:
                     raise PluginError(f"suite {suite.name!r} of specialist {specialist.name!r} scored case {case.id!r} "
@@ -143,7 +156,9 @@ def run_suite(specialist: Specialist, suite: EvalSuite, model: Callable[..., str
                 answers.append(answer)
                 scores.append(score)
                 advance()
-            results.append(CaseResult(case.id, case.prompt, answers, scores, case.group))
+            results.append(CaseResult(case.id, case.prompt, answers, scores, case.group, errors))
+    if results and all(len(r.errors) == len(r.answers) for r in results):
+        raise first_error
     return summarise(specialist.name, suite, results, time.perf_counter() - started, samples)
 
 
@@ -156,7 +171,8 @@ def summarise(specialist: str, suite: EvalSuite, results: list[CaseResult], seco
     groups = {}
     for name in dict.fromkeys(r.group for r in results):
         members = [r for r in results if r.group == name]
-        groups[name or suite.name] = {"score": mean(members), "n": len(members)}
+        groups[name or suite.name] = {"score": mean(members), "n": len(members),
+                                      "errors": sum(bool(r.errors) for r in members)}
     pass_k = {}
     if results:
         for k in (k for k in suite.pass_at if k <= samples):
