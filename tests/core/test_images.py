@@ -54,14 +54,20 @@ class Seer:
                             routing_examples=("What is in this picture?",)))
 
 
-def test_requests_with_images_route_only_to_specialists_that_see(aeth_home, register_plugin, png):
-    app = Aeth()
+def test_requests_with_images_route_only_to_specialists_that_see(aeth_home, png):
+    from aeth.plugins import PluginHost
+
+    host = PluginHost()  # aeth's defaults only: installed plugins (a real vision one) stay out
+    host.load_defaults()
+    app = Aeth(host=host)
     with pytest.raises(RoutingError, match="no installed specialist accepts images"):
         app.route(Request("Write a Python function", images=(str(png),)))
-    register_plugin(Seer(), "seer-plugin")
+    assert host.register(Seer(), "seer-plugin")
     winner, bids = app.route(Request("Write a Python function that sorts a list", images=(str(png),)))
     assert winner.specialist == "seer" and {b.specialist for b in bids} == {"seer"}
-    assert app.route(Request("What is the capital of France?"))[0].specialist != "seer"
+    # and a request without images never goes to it, however close its examples are
+    assert app.route(Request("What is in this picture?"))[0].specialist != "seer"
+    assert app.route(Request("What is in this picture?", specialist="seer"))[0].specialist == "seer"
 
 
 def test_run_checks_images_before_anything_else(aeth_home):

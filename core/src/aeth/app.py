@@ -104,16 +104,16 @@ class Aeth:
     def bids(self, request: Request) -> list[Bid]:
         """Every router's bids for ``request``, best first (ties keep plugin order)."""
         specs = everyone = self.specialists()
-        if request.images:  # only a specialist that sees can answer about an image
-            specs = {n: s for n, s in specs.items() if s.accepts_images}
-            if not specs:
-                raise RoutingError("the request has images, but no installed specialist accepts images: install one "
-                                   "(e.g. `pip install aetherial-vision`) or name one with --specialist")
+        # a request with images goes to a specialist that sees; one without, to one that reads
+        specs = {n: s for n, s in specs.items() if s.accepts_images == bool(request.images)}
+        if request.images and not specs:
+            raise RoutingError("the request has images, but no installed specialist accepts images: install one "
+                               "(e.g. `pip install aetherial-vision`) or name one with --specialist")
         bids: list[Bid] = []
         for plugin, result in self.host.call_each("route", request=request, specialists=specs):
             for bid in result or []:
                 if isinstance(bid, Bid) and bid.specialist in everyone and bid.specialist not in specs:
-                    continue  # a text-only specialist, for a request with images
+                    continue  # a specialist for the other kind of request (with or without images)
                 if not isinstance(bid, Bid) or bid.specialist not in specs:
                     warn(f"plugin {plugin!r} bid for {getattr(bid, 'specialist', bid)!r}, which is not a registered specialist; ignored")
                     continue

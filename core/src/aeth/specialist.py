@@ -193,7 +193,8 @@ class Specialist:
     ``routing_examples`` teach the router; ``routing_heldout`` are other prompts for this
     specialist that the router never sees, used only to measure routing accuracy
     (``aeth route --evaluate``). Requests carrying images are routed only to specialists with
-    ``accepts_images``. ``plugin`` is filled in by core with the name of the plugin
+    ``accepts_images``, and requests without images only to the others (``--specialist``
+    reaches any). ``plugin`` is filled in by core with the name of the plugin
     that registered it.
     """
 

@@ -57,8 +57,15 @@ def _evaluate(app, as_json: bool) -> None:
     labelled = [(p, s.name) for s in specs.values() for p in s.routing_heldout]
     if not labelled:
         raise RoutingError("no installed specialist has held-out routing prompts (Specialist.routing_heldout)")
-    # through app.route, so every router plugin bids, as in `aeth run`
-    result = accuracy(lambda prompt: app.route(Request(prompt=prompt))[0].specialist, labelled)
+    # through app.route, so every router plugin bids, as in `aeth run`; a specialist that sees
+    # is asked with an image attached, as its users would
+    seeing = {p for s in specs.values() if s.accepts_images for p in s.routing_heldout}
+    image = _placeholder_png() if seeing else b""
+
+    def predict(prompt: str) -> str:
+        return app.route(Request(prompt=prompt, images=(image,) if prompt in seeing else ()))[0].specialist
+
+    result = accuracy(predict, labelled)
     confusion, correct = result["confusion"], result["correct"]
     result["mistakes"] = [{"prompt": p, "expected": e, "predicted": r} for p, e, r in result["mistakes"]]
     if as_json:
@@ -79,3 +86,13 @@ def _evaluate(app, as_json: bool) -> None:
     console.print(table)
     for m in result["mistakes"]:
         console.print(f"  {m['expected']} -> {m['predicted']}: {m['prompt']}", markup=False, highlight=False, style="dim")
+
+
+def _placeholder_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (128, 128, 128)).save(buf, format="PNG")
+    return buf.getvalue()
