@@ -77,7 +77,8 @@ def test_os_system_and_rm_rf_outside_its_directory_harm_nothing(victim):
         except OSError as e:
             print('refused:', e.strerror)
     """)
-    assert "refused: Read-only file system" in result.stdout
+    # read-only where it is visible; hidden altogether when the checkout lies under /tmp or a home
+    assert result.stdout.count("refused: Read-only file system") + result.stdout.count("refused: No such file") == 2
     assert (victim / "precious.txt").read_text() == "keep me"
     assert not (victim / "new.txt").exists()
 
@@ -274,7 +275,8 @@ def test_an_ordinary_user_gets_the_same_fence(world_readable_dir):
     assert status == "ok", stderr
     lines = stdout.splitlines()
     assert lines[0] == "0 ['HOME', 'LANG', 'PATH', 'TMPDIR']"  # root of its own user namespace only
-    assert lines[1:3] == ["refused 30", "refused 101"]  # read-only filesystem; network unreachable
+    assert lines[1] in {"refused 30", "refused 2"}  # read-only filesystem (or hidden, under /tmp or a home)
+    assert lines[2] == "refused 101"  # network unreachable
     assert lines[3] == "0000000000000000"
     assert bomb in {"timeout", "killed"}
     assert not (tmp_path / "created.txt").exists()
