@@ -21,6 +21,14 @@ def test_jsonl_with_messages(tmp_path):
     assert read_records(path) == [CHAT, CHAT]
 
 
+def test_records_about_images_keep_their_image_paths(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{**CHAT, "images": ["images/a.png"]}, CHAT])
+    assert read_records(path) == [{**CHAT, "images": ["images/a.png"]}, CHAT]
+    write_jsonl(path, [{**CHAT, "images": "a.png"}])
+    with pytest.raises(DatasetError, match="d.jsonl:1: field 'images' must be a list of image paths"):
+        read_records(path)
+
+
 def test_csv_tsv_json_with_a_column_mapping(tmp_path):
     with open(tmp_path / "d.csv", "w", newline="") as f:
         w = csv.writer(f)

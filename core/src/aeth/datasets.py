@@ -1,7 +1,7 @@
 """Training data from files: a specialist's seed data, the user's own files, and generated sets.
 
 A *record* is a chat: ``{"messages": [{"role", "content"}, ...]}`` ending with the assistant's
-answer. Records come from three places, combined by :func:`training_records`:
+answer, optionally with ``"images": [paths]`` for specialists that see. Records come from three places, combined by :func:`training_records`:
 
 1. the specialist's :class:`~aeth.specialist.DatasetRecipe` (seed data bundled in its package);
 2. the user's files: JSONL, JSON, CSV, TSV or Parquet, either with a ``messages`` column or with
@@ -111,7 +111,13 @@ def _to_record(row: Mapping, mapping: ColumnMapping | None, where: str) -> dict:
                     messages = json.loads(messages)
                 except json.JSONDecodeError:
                     raise DatasetError(f"{where}: field {column!r}: not a JSON list of messages") from None
-            return {"messages": list(messages) if isinstance(messages, (list, tuple)) else messages}
+            record = {"messages": list(messages) if isinstance(messages, (list, tuple)) else messages}
+            images = row.get("images")
+            if images is not None:  # a record about images (vision) keeps them beside the chat
+                if not isinstance(images, (list, tuple)) or not all(isinstance(i, str) and i for i in images):
+                    raise DatasetError(f"{where}: field 'images' must be a list of image paths")
+                record["images"] = list(images)
+            return record
     messages = []
     for field, role in ((mapping.system, "system"), (mapping.prompt, "user"), (mapping.answer, "assistant")):
         if field is None:
