@@ -360,6 +360,7 @@ def test_cached_hub_repo_without_safetensors_is_refused(tmp_path, offline_hub, t
 # ----------------------------------------------------------------------------- threads
 
 def test_choose_threads_rule(monkeypatch):
+    monkeypatch.setattr(threads, "idle_cores", lambda: threads.usable_cores())
     monkeypatch.setattr(threads, "usable_cores", lambda: 2)
     assert threads.choose_threads(100_000, "auto") == 1
     assert threads.choose_threads(threads.SMALL_MODEL_PARAMS - 1, "auto") == 1
@@ -370,6 +371,17 @@ def test_choose_threads_rule(monkeypatch):
     assert threads.choose_threads(7_000_000_000, 1) == 1
     with pytest.raises(ValueError):
         threads.choose_threads(1, 0)
+
+
+@pytest.mark.parametrize("load,expected", [(0.0, 4), (0.7, 4), (0.8, 3), (1.9, 2), (3.5, 1), (12.0, 1)])
+def test_auto_leaves_out_cores_that_other_work_keeps_busy(monkeypatch, load, expected):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (load, 0.0, 0.0))
+    assert threads.choose_threads(135_000_000, "auto") == expected
+    assert threads.choose_threads(135_000_000, 4) == 4  # an explicit setting is never second-guessed
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 64)  # a narrower affinity mask: load is not ours to judge
+    assert threads.choose_threads(135_000_000, "auto") == 4
 
 
 def test_usable_cores_is_positive():

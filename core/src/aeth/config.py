@@ -81,7 +81,7 @@ KEYS: dict[str, Key] = {
                               "override every specialist's quantization: auto (NF4 on CUDA, bf16 on CPU), nf4, none"),
     "model.dtype": Key("auto", _choice("auto", "bfloat16", "float16", "float32"), "compute dtype; auto = bf16 where supported, else fp32"),
     "model.device": Key("auto", _choice("auto", "cpu", "cuda"), "where models run; auto = cuda if available"),
-    "model.threads": Key("auto", _threads, "torch CPU threads; auto = 1 for tiny models, all usable cores otherwise"),
+    "model.threads": Key("auto", _threads, "torch CPU threads; auto = 1 for tiny models, else the usable cores not busy with other work"),
     "model.trust_remote_code": Key(False, _bool, "allow a hub model's own Python code to run (off: never by default)"),
     "router.threshold": Key(0.20, _number(float, -1.0, 1.0), "best similarity below this falls back to router.fallback"),
     "router.fallback": Key("general", _text, "specialist that answers when no specialist is confident"),

@@ -22,8 +22,10 @@ second OpenMP thread dominates: two threads never help by more than ~10 % there,
 other core is briefly busy (another process, kernel writeback after saving a model) they collapse
 by up to 30x, because every op waits for the late thread. From a few tens of millions of
 parameters up, the matmuls are big enough for the extra cores to pay (+50 %). Hence ``auto``: one
-thread below :data:`SMALL_MODEL_PARAMS`, all usable cores above. The collapse can hit large
-models too on a busy machine; pin ``model.threads: 1`` there.
+thread below :data:`SMALL_MODEL_PARAMS`, and above it the usable cores that are idle when the
+model loads (:func:`idle_cores`: cores already busy with other work, by the load average, are
+left out). The collapse can still hit a run that other work joins later; pin
+``model.threads: 1`` on a shared machine.
 """
 
 from __future__ import annotations
@@ -60,7 +62,25 @@ def choose_threads(n_params: int, setting: str | int = "auto") -> int:
         return setting
     if n_params < SMALL_MODEL_PARAMS:
         return 1
-    return min(usable_cores(), MAX_AUTO_THREADS)
+    return min(idle_cores(), MAX_AUTO_THREADS)
+
+
+def idle_cores() -> int:
+    """Usable cores minus those other work keeps busy (the 1-minute load average), at least 1.
+
+    Threads that must wait for a core another process holds stall every op (the collapse in the
+    module docstring: ~1 tok/s instead of ~19 for SmolLM2-135M with the other core busy), so a
+    busy core is not counted. The load average speaks for the whole machine, so it is used only
+    when this process may run on every core (no affinity mask narrower than the machine).
+    """
+    cores = usable_cores()
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # Windows has no load average
+        return cores
+    if cores != (os.cpu_count() or cores):
+        return cores
+    return max(1, min(cores, cores - int(load + 0.25)))
 
 
 def apply_threads(n: int) -> int:
