@@ -1,0 +1,104 @@
+"""Adapter versions: stored atomically from a real PEFT adapter, activated, rolled back, exported for plain PEFT."""
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from aeth.cli import cli
+from aeth.models.adapters import AdapterError, AdapterStore
+
+peft = pytest.importorskip("peft")
+
+
+@pytest.fixture(scope="module")
+def lora_dir(tiny_model_dir, tmp_path_factory):
+    """A real LoRA adapter on the tiny model, saved by PEFT (safetensors)."""
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():  # non-zero B, so the adapter changes the output
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.uniform_(-0.5, 0.5)
+    out = tmp_path_factory.mktemp("lora")
+    model.save_pretrained(out)
+    return out
+
+
+def test_store_activate_rollback_and_history(tmp_path, lora_dir):
+    store = AdapterStore(tmp_path)
+    assert store.versions("coding") == [] and store.active("coding") is None
+    v1 = store.add("coding", lora_dir, {"base_model": "tiny", "eval": {"score": 0.1}})
+    v2 = store.add("coding", lora_dir, {"base_model": "tiny", "parent": v1.version})
+    assert [v.number for v in store.versions("coding")] == [1, 2]
+    assert v2.manifest["parent"] == v1.version and v2.manifest["specialist"] == "coding" and v2.manifest["created"]
+    assert store.active("coding") is None  # storing never promotes
+    store.activate("coding", "v0001")
+    store.activate("coding", "v0002")
+    assert store.active("coding").version == v2.version
+    assert store.rollback("coding").version == v1.version  # repeated rollbacks walk back in order
+    assert store.rollback("coding") is None and store.active("coding") is None
+    with pytest.raises(AdapterError, match="no active adapter to roll back"):
+        store.rollback("coding")
+    assert [h["active"] for h in store.history("coding")] == [v1.version, v2.version, v1.version, None]
+    with pytest.raises(AdapterError, match="no adapter version of 'coding' matches 'v0009'"):
+        store.get("coding", "v0009")
+
+
+def test_a_half_written_version_is_never_listed(tmp_path, lora_dir):
+    store = AdapterStore(tmp_path)
+    store.add("coding", lora_dir, {})
+    leftover = tmp_path / "adapters" / "coding" / ".tmp-v0002-abcdef-x"  # as a crash mid-copy leaves it
+    leftover.mkdir()
+    (leftover / "adapter_config.json").write_text("{}")
+    assert [v.number for v in store.versions("coding")] == [1]
+    assert store.add("coding", lora_dir, {}).number == 2
+
+
+def test_pickle_adapters_are_refused(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "adapter_config.json").write_text("{}")
+    (src / "adapter_model.bin").write_bytes(b"\x80\x04not opened")
+    with pytest.raises(AdapterError, match=r"pickles \(adapter_model.bin\); aeth stores safetensors only"):
+        AdapterStore(tmp_path / "home").add("coding", src, {})
+
+
+def test_exported_version_loads_with_plain_peft_and_gives_the_same_logits(tmp_path, lora_dir, tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    store = AdapterStore(tmp_path)
+    version = store.add("coding", lora_dir, {"base_model": str(tiny_model_dir)})
+    out = store.export("coding", version.version, tmp_path / "export")
+    assert sorted(p.name for p in out.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "manifest.json"]
+    ids = torch.tensor([[5, 17, 42, 99]])
+
+    def logits(adapter):
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        return peft.PeftModel.from_pretrained(base, adapter)(input_ids=ids).logits
+
+    with torch.no_grad():
+        torch.testing.assert_close(logits(out), logits(lora_dir))
+        bare = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(input_ids=ids).logits
+        assert not torch.allclose(logits(out), bare)  # the adapter really changes the model
+    with pytest.raises(AdapterError, match="is not empty"):
+        store.export("coding", version.version, out)
+
+
+def test_adapters_command(aeth_home, lora_dir):
+    store = AdapterStore(aeth_home)
+    store.add("coding", lora_dir, {"base_model": "smollm2-135m-instruct", "eval": {"score": 0.25}})
+    runner = CliRunner()
+    out = runner.invoke(cli, ["adapters", "activate", "coding", "v0001"])
+    assert out.exit_code == 0, out.output
+    rows = json.loads(runner.invoke(cli, ["adapters", "list", "coding", "--json"]).stdout)
+    assert rows == [{"version": rows[0]["version"], "active": True, "created": rows[0]["created"],
+                     "base_model": "smollm2-135m-instruct", "score": 0.25}]
+    assert json.loads(runner.invoke(cli, ["adapters", "show", "coding", "v0001"]).stdout)["eval"] == {"score": 0.25}
+    assert runner.invoke(cli, ["adapters", "rollback", "coding"]).exit_code == 0
+    assert not json.loads(runner.invoke(cli, ["adapters", "list", "coding", "--json"]).stdout)[0]["active"]
+    bad = runner.invoke(cli, ["adapters", "show", "coding", "v0007"])
+    assert bad.exit_code == 1 and "no adapter version of 'coding' matches 'v0007'" in bad.output
