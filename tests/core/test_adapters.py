@@ -102,3 +102,71 @@ def test_adapters_command(aeth_home, lora_dir):
     assert not json.loads(runner.invoke(cli, ["adapters", "list", "coding", "--json"]).stdout)[0]["active"]
     bad = runner.invoke(cli, ["adapters", "show", "coding", "v0007"])
     assert bad.exit_code == 1 and "no adapter version of 'coding' matches 'v0007'" in bad.output
+
+
+# ---- serving the active adapter ----------------------------------------------------------------
+
+
+def test_run_serves_the_active_adapter_and_others_still_get_the_bare_base(aeth_home, register_plugin, lora_dir, tiny_model_dir):
+    from aeth import Request, Specialist, hookimpl
+    from aeth.app import Aeth
+
+    class Two:
+        @hookimpl
+        def register_specialists(self, register):
+            for name in ("tuned", "plain"):
+                register(Specialist(name=name, description=name, base_model=str(tiny_model_dir)))
+
+    register_plugin(Two(), "two")
+    app = Aeth()
+
+    def answer(name):
+        return app.run(Request("hello there", specialist=name, temperature=0, max_tokens=12))
+
+    before = answer("plain")
+    assert before.adapter is None
+    store = AdapterStore(aeth_home)
+    version = store.add("tuned", lora_dir, {"base_model": str(tiny_model_dir)})
+    store.activate("tuned", version.version)
+    tuned = answer("tuned")
+    assert tuned.adapter == version.version
+    after = answer("plain")  # the shared base now carries a PEFT adapter: "plain" must not see it
+    assert after.adapter is None and after.text == before.text
+
+    # the served model is the stored adapter, exactly
+    from aeth import runtime
+
+    loaded = runtime.models().loaded[0]
+    served, scope = runtime.models().with_adapter(loaded, "tuned", store.active("tuned"))
+    ids = torch.tensor([[5, 17, 42, 99]])
+    from transformers import AutoModelForCausalLM
+
+    dtype = loaded.model.dtype  # the pool's choice (bf16 where supported): compare like with like
+    reference = peft.PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=dtype), str(lora_dir))
+    with torch.no_grad(), scope:
+        torch.testing.assert_close(served.model(input_ids=ids).logits.float(), reference(input_ids=ids).logits.float(),
+                                   atol=1e-5, rtol=1e-4)
+    _, bare_scope = runtime.models().with_adapter(loaded, "plain", None)
+    with torch.no_grad(), bare_scope:
+        bare = loaded.model(input_ids=ids).logits.float()
+    with torch.no_grad():
+        torch.testing.assert_close(bare, AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=dtype)(input_ids=ids).logits.float(),
+                                   atol=1e-5, rtol=1e-4)
+
+
+def test_an_adapter_for_another_base_is_not_served(aeth_home, register_plugin, lora_dir, tiny_model_dir):
+    from aeth import Request, Specialist, hookimpl
+    from aeth.app import Aeth
+    from aeth.plugins import AethWarning
+
+    class One:
+        @hookimpl
+        def register_specialists(self, register):
+            register(Specialist(name="tuned", description="t", base_model=str(tiny_model_dir)))
+
+    register_plugin(One(), "one")
+    store = AdapterStore(aeth_home)
+    store.activate("tuned", store.add("tuned", lora_dir, {"base_model": "org/another-model"}).version)
+    with pytest.warns(AethWarning, match="was trained on 'org/another-model'"):
+        response = Aeth().run(Request("hi", specialist="tuned", max_tokens=4))
+    assert response.adapter is None

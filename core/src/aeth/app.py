@@ -55,7 +55,7 @@ class Answer:
             id=self.request.id, specialist=self.specialist.name, text="".join(parts).strip(), reason=self.bid.reason,
             score=self.bid.score, tokens_in=stats.get("tokens_in", 0), tokens_out=stats.get("tokens_out", 0),
             seconds=round(done - started, 3), load_seconds=round(ready - started, 3),
-            finish_reason=stats.get("finish_reason", ""),
+            finish_reason=stats.get("finish_reason", ""), adapter=stats.get("adapter"),
         )
         self.app.check_output(self.request, self.response)
 

@@ -80,6 +80,7 @@ class Response:
     seconds: float = 0.0  #: from the generate call to the last token, model loading included
     load_seconds: float = 0.0  #: the part of ``seconds`` spent before generation began (loading the model)
     finish_reason: str = ""
+    adapter: str | None = None  #: the adapter version that answered (None: the bare base model)
 
     @property
     def tokens_per_second(self) -> float:

@@ -88,5 +88,6 @@ def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, im
     if not quiet:
         rate = f", {r.tokens_per_second:.0f} tok/s" if r.tokens_per_second else ""
         loading = f"; model ready in {r.load_seconds:.1f} s" if r.load_seconds >= 0.1 else ""
-        click.secho(f"[{r.specialist}] {r.tokens_out} tokens in {r.seconds - r.load_seconds:.1f} s{rate} "
+        who = f"{r.specialist} {r.adapter}" if r.adapter else r.specialist
+        click.secho(f"[{who}] {r.tokens_out} tokens in {r.seconds - r.load_seconds:.1f} s{rate} "
                     f"({r.finish_reason}{loading})", err=True, dim=True)

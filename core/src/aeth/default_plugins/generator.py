@@ -1,4 +1,5 @@
-"""aeth's default generator: the specialist's base model from the shared pool, streamed."""
+"""aeth's default generator: the specialist's base model from the shared pool, with its active
+adapter version switched on (if it has one), streamed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,21 @@ def generate(specialist, request, context):
     if request.images:
         raise SpecialistError(f"specialist {specialist.name!r} answers text only and cannot look at images; "
                               "route image requests to a vision specialist (aeth run -s vision ...)")
+    from aeth.models.adapters import AdapterStore
+
     loaded = context.models.for_specialist(specialist)
-    context.stats["model"] = loaded.name
-    return stream_text(loaded, build_messages(specialist, request), context.sampling, context.stats)
+    adapter = AdapterStore(context.config.home).active(specialist.name)
+    if adapter is not None and adapter.manifest.get("base_model") not in (None, specialist.base_model, loaded.name):
+        from aeth.plugins import warn
+
+        warn(f"the active adapter {adapter.version} of {specialist.name!r} was trained on {adapter.manifest['base_model']!r}, "
+             f"not {specialist.base_model!r}; answering without it (activate another with `aeth adapters`)")
+        adapter = None
+    served, scope = context.models.with_adapter(loaded, specialist.name, adapter)
+    context.stats.update(model=loaded.name, adapter=adapter.version if adapter else None)
+
+    def stream():
+        with scope:  # the whole stream runs with this specialist's adapter (or none) selected
+            yield from stream_text(served, build_messages(specialist, request), context.sampling, context.stats)
+
+    return stream()

@@ -8,8 +8,10 @@ happens on the first :meth:`ModelPool.get`.
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aeth.models.loading import (
     LoadedModel,
@@ -23,6 +25,7 @@ from aeth.models.threads import apply_threads, choose_threads
 
 if TYPE_CHECKING:
     from aeth.config import Config
+    from aeth.models.adapters import AdapterVersion
     from aeth.specialist import Specialist
 
 
@@ -42,6 +45,7 @@ class ModelPool:
         self._lock = threading.RLock()
         self._paths: dict[str, Path] = {}
         self._models: dict[tuple[str, str, str, str], LoadedModel] = {}
+        self._peft: dict[int, object] = {}  # id(base LoadedModel) -> its PeftModel, once an adapter is loaded
 
     def get(self, base_model: str, quantization: str | None = None) -> LoadedModel:
         """The loaded model for ``base_model`` (a built-in name, local directory or hub id).
@@ -87,3 +91,27 @@ class ModelPool:
         """The models loaded so far, in load order."""
         with self._lock:
             return list(self._models.values())
+
+    def with_adapter(self, loaded: LoadedModel, specialist: str, adapter: AdapterVersion | None) -> tuple[LoadedModel, Any]:
+        """``loaded`` with ``specialist``'s adapter switched on, and a context to generate in.
+
+        Every adapter on a base is loaded once into one PEFT model over the shared base weights and
+        selected per request (a switch, not a reload). A specialist without an adapter on a base
+        that carries others generates inside ``disable_adapter()``, so it sees the bare base.
+        """
+        with self._lock:
+            peft_model = self._peft.get(id(loaded))
+            if adapter is None:
+                context = peft_model.disable_adapter() if peft_model is not None else nullcontext()
+                return loaded, context
+            from peft import PeftModel
+
+            name = f"{specialist}.{adapter.version}".replace(".", "--")  # PEFT adapter names may not hold dots
+            if peft_model is None:
+                peft_model = PeftModel.from_pretrained(loaded.model, str(adapter.path), adapter_name=name)
+                peft_model.eval()
+                self._peft[id(loaded)] = peft_model
+            elif name not in peft_model.peft_config:
+                peft_model.load_adapter(str(adapter.path), adapter_name=name)
+            peft_model.set_adapter(name)
+            return replace(loaded, model=peft_model), nullcontext()
