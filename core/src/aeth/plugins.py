@@ -29,6 +29,7 @@ DEFAULT_PLUGINS = {
     "aeth.router": "aeth.default_plugins.router",
     "aeth.generator": "aeth.default_plugins.generator",
     "aeth.evaluator": "aeth.default_plugins.evaluator",
+    "aeth.trainer": "aeth.default_plugins.trainer",
 }
 
 # How often each hook was called in this process: the hook meta-test reads it.

@@ -7,7 +7,7 @@ import warnings
 
 import click
 
-from aeth.cli import adapters, config, data, eval, plugins, route, run  # noqa: F401  (each adds its command)
+from aeth.cli import adapters, config, data, eval, plugins, route, run, train  # noqa: F401  (each adds its command)
 from aeth.cli.root import cli
 
 OWNER = "_aeth_plugin"  # attribute naming the plugin that added a command (absent: aeth's own)
@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.showwarning = _show_warning
     warnings.simplefilter("default", AethWarning)
+    # deprecation notices between the ML libraries are for their developers, not aeth's users
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft|torch)\.")
     add_plugin_commands(get_host())
     cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="aeth")
 

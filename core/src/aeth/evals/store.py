@@ -7,14 +7,12 @@ names a saved report. Files are written atomically, so a crash never leaves half
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aeth.atomic import fsync_dir
+from aeth.atomic import write_text
 from aeth.errors import AethError
 from aeth.evals.runner import EvalReport
 
@@ -30,16 +28,7 @@ def save(report: EvalReport, home: Path, path: Path | None = None) -> Path:
     report.meta["run_id"] = run_id
     target = Path(path) if path else evals_dir(home) / report.specialist / f"{run_id}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(report.to_dict(), f, indent=1, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    fsync_dir(target.parent)
+    write_text(target, json.dumps(report.to_dict(), indent=1, ensure_ascii=False))
     return target
 
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from aeth.atomic import fsync_dir, fsync_tree
+from aeth.atomic import fsync_dir, fsync_tree, write_text
 from aeth.errors import AethError
 
 WEIGHTS = "adapter_model.safetensors"
@@ -48,19 +48,6 @@ class AdapterVersion:
     def number(self) -> int:
         """The version's sequence number (``v0003-...`` is 3)."""
         return int(_VERSION.match(self.version).group(1))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    fsync_dir(path.parent)
 
 
 class AdapterStore:
@@ -137,7 +124,7 @@ class AdapterStore:
         previous = self.active(specialist)
         if reason.startswith("rollback"):
             raise AdapterError("use rollback() to roll back; activation reasons may not start with 'rollback'")
-        _write_atomic(self._dir(specialist) / "active", chosen.version + "\n")
+        write_text(self._dir(specialist) / "active", chosen.version + "\n")
         self._log(specialist, chosen.version, previous.version if previous else None, reason)
         return chosen
 
@@ -170,7 +157,7 @@ class AdapterStore:
             self._log(specialist, None, current.version, f"rollback from {current.version}")
             return None
         chosen = self.get(specialist, previous)
-        _write_atomic(self._dir(specialist) / "active", chosen.version + "\n")
+        write_text(self._dir(specialist) / "active", chosen.version + "\n")
         self._log(specialist, chosen.version, current.version, f"rollback from {current.version}")
         return chosen
 

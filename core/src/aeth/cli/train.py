@@ -1,0 +1,82 @@
+"""``aeth train``: fine-tune a specialist's LoRA adapter on its training data."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from aeth.cli.root import active_config, cli
+
+
+@cli.command()
+@click.argument("specialist")
+@click.option("--base", metavar="MODEL", help="Base model (default: the specialist's).")
+@click.option("--quantization", type=click.Choice(["auto", "nf4", "none"]), help="auto = NF4 on CUDA, bf16 LoRA on CPU.")
+@click.option("--epochs", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
+@click.option("--max-steps", type=click.IntRange(1), help="Stop after this many optimizer steps (overrides --epochs).")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True, help="Peak learning rate.")
+@click.option("--batch-size", type=click.IntRange(1), default=4, show_default=True)
+@click.option("--grad-accum", type=click.IntRange(1), default=1, show_default=True, help="Micro-batches per optimizer step.")
+@click.option("--seq-len", type=click.IntRange(16), default=512, show_default=True, help="Longest sequence, in tokens.")
+@click.option("--save-every", type=click.IntRange(1), default=25, show_default=True, help="Checkpoint every N steps.")
+@click.option("--eval-every", type=click.IntRange(1), default=50, show_default=True, help="Validation loss every N steps.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--resume", "resume", metavar="RUN", is_flag=False, flag_value="latest", default=None,
+              help="Continue a run from its newest complete checkpoint (the latest run of SPECIALIST, or RUN).")
+@click.pass_context
+def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size, grad_accum, seq_len, save_every,
+          eval_every, seed, resume):
+    """Fine-tune SPECIALIST's LoRA adapter; the result is a new adapter version (not yet active).
+
+    Data: the specialist's recipe (train split) plus generated sets under $AETH_HOME/datasets/.
+    Loss is on answer tokens only, in the base model's chat format. Checkpoints are written
+    atomically under $AETH_HOME/runs/SPECIALIST/; Ctrl-C saves one and exits, and --resume
+    continues from it.
+
+    \b
+    Examples:
+      aeth train coding --max-steps 50
+      aeth train reasoning --epochs 2 --lr 1e-4 --batch-size 8
+      aeth train coding --resume              continue the latest run
+      aeth adapters activate coding v0001     serve the result in aeth run
+    """
+    from aeth.app import Aeth
+    from aeth.errors import AethError
+    from aeth.training.loop import TrainPlan
+
+    cfg = active_config(ctx)
+    app = Aeth(cfg)
+    spec = app.specialist(specialist)
+    runs = cfg.home / "runs" / spec.name
+    if resume:
+        candidates = sorted(d for d in runs.glob("*") if d.is_dir()) if runs.is_dir() else []
+        chosen = candidates[-1:] if resume == "latest" else [d for d in candidates if d.name.startswith(resume)]
+        if len(chosen) != 1:
+            raise AethError(f"no run of {spec.name!r} matches {resume!r} to resume (runs: "
+                            f"{', '.join(d.name for d in candidates) or 'none'})")
+        run_dir = chosen[0]
+        import json
+
+        saved = json.loads((run_dir / "plan.json").read_text())
+        saved.pop("run_dir", None)
+        saved["resume"] = True
+        plan = TrainPlan(**saved, run_dir=run_dir)
+    else:
+        run_dir = runs / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        plan = TrainPlan(base_model=base or spec.base_model, quantization=quantization or spec.quantization, epochs=epochs,
+                         max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum, seq_len=seq_len,
+                         save_every=save_every, eval_every=eval_every, seed=seed, run_dir=run_dir)
+    result = app.host.pm.hook.train(specialist=spec, plan=plan)
+    if result is None:
+        raise AethError("no plugin implements the train hook (aeth's default trainer was disabled?)")
+    if result.interrupted:
+        click.echo(f"interrupted at step {result.steps}; checkpoint saved. Continue with: aeth train {spec.name} --resume",
+                   err=True)
+        ctx.exit(130)
+    first = "-" if result.first_val_loss is None else f"{result.first_val_loss:.4f}"
+    last = "-" if result.val_loss is None else f"{result.val_loss:.4f}"
+    click.echo(f"{spec.name}: {result.steps} steps, train loss {result.train_loss:.4f}, validation loss {first} -> {last}", err=True)
+    if result.version is not None:
+        click.echo(f"stored adapter {result.version.version} (not active); serve it with: "
+                   f"aeth adapters activate {spec.name} {result.version.version}", err=True)

@@ -1,0 +1,143 @@
+"""Training on the tiny model: answer-only labels, the loss falls, Ctrl-C + resume equals an uninterrupted run."""
+
+import json
+
+import pytest
+import torch
+
+from aeth import DatasetRecipe, Specialist
+from aeth.models.adapters import AdapterStore
+from aeth.models.loading import load_model
+from aeth.training import checkpoint
+from aeth.training.data import IGNORE, encode_record
+from aeth.training.loop import TrainPlan, lr_at, train
+
+pytest.importorskip("peft")
+
+RECORDS = [{"messages": [{"role": "user", "content": f"What is {a} plus {b}?"},
+                         {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]}
+           for a in range(1, 9) for b in range(1, 6)]
+SPEC = Specialist(name="adder", description="adds", system_prompt="Be brief.",
+                  recipe=DatasetRecipe("adder-seed", "1", lambda: RECORDS))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def test_only_answer_tokens_are_learned(tokenizer):
+    record = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+                           {"role": "user", "content": "and?"}, {"role": "assistant", "content": "bye"}]}
+    ex = encode_record(tokenizer, record, system_prompt="Be brief.")
+    learned = tokenizer.decode([t for t, label in zip(ex.input_ids, ex.labels, strict=True) if label != IGNORE])
+    assert learned == "hello<|im_end|>\nbye<|im_end|>\n"
+    context = tokenizer.decode(ex.input_ids)
+    assert context.startswith("<|im_start|>system\nBe brief.<|im_end|>") and "<|im_start|>user\nand?" in context
+    assert all(label in (IGNORE, tok) for tok, label in zip(ex.input_ids, ex.labels, strict=True))
+    # truncated before the first answer: nothing to learn, so the record is skipped
+    assert encode_record(tokenizer, record, system_prompt="Be brief. " * 50, seq_len=20) is None
+    full = encode_record(tokenizer, record)
+    cut = encode_record(tokenizer, record, seq_len=len(full.input_ids) - 3)
+    assert cut.input_ids == full.input_ids[:-3] and cut.trained_tokens == full.trained_tokens - 3
+
+
+def test_learning_rate_warms_up_then_decays():
+    plan = TrainPlan(base_model="x", lr=1.0, warmup_fraction=0.1)
+    lrs = [lr_at(s, 100, plan) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10] > lrs[50] > lrs[99] >= 0.1 - 1e-9
+
+
+def run(tiny_model_dir, run_dir, home=None, **kw):
+    loaded = load_model(tiny_model_dir, quantization="none", dtype="float32", device="cpu")
+    kw.setdefault("lr", 5e-3)
+    plan = TrainPlan(base_model=str(tiny_model_dir), batch_size=4, seq_len=64, eval_every=4, save_every=4,
+                     seed=1, run_dir=run_dir, **kw)
+    train_set, val_set = SPEC.recipe.split()
+    store = AdapterStore(home) if home else None
+    return train(SPEC, plan, train_set, val_set, loaded, store, {"base_model": str(tiny_model_dir)}, progress=False)
+
+
+def losses(run_dir):
+    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_training_lowers_validation_loss_and_stores_a_version(tiny_model_dir, tmp_path):
+    result = run(tiny_model_dir, tmp_path / "run", home=tmp_path / "home", max_steps=40)
+    assert result.steps == 40 and not result.interrupted
+    # a random 2-layer model learns slowly through LoRA alone: measured 6.05 -> 5.60 in 40 steps
+    assert result.val_loss < result.first_val_loss - 0.3
+    version = result.version
+    assert version.number == 1 and (version.path / "adapter_model.safetensors").is_file()
+    assert version.manifest["metrics"]["val_loss"] == result.val_loss
+    assert version.manifest["hyperparameters"]["max_steps"] == 40
+    assert len(checkpoint.checkpoint_dirs(tmp_path / "run")) <= 3  # only the newest kept
+    assert AdapterStore(tmp_path / "home").active("adder") is None  # training never promotes by itself
+
+
+def test_interrupt_and_resume_match_an_uninterrupted_run(tiny_model_dir, tmp_path, monkeypatch):
+    whole = tmp_path / "whole"
+    run(tiny_model_dir, whole, max_steps=10, grad_accum=2)
+    import aeth.training.loop as loop
+
+    real, calls = loop._loss, {"n": 0}
+
+    def interrupting(model, examples, pad_id):
+        calls["n"] += 1
+        if calls["n"] == 14:  # mid-way through step 6's second micro-batch (after one validation pass)
+            raise KeyboardInterrupt
+        return real(model, examples, pad_id)
+
+    monkeypatch.setattr(loop, "_loss", interrupting)
+    parts = tmp_path / "parts"
+    first = run(tiny_model_dir, parts, max_steps=10, grad_accum=2)
+    assert first.interrupted and 0 < first.steps < 10
+    monkeypatch.setattr(loop, "_loss", real)
+    second = run(tiny_model_dir, parts, max_steps=10, grad_accum=2, resume=True)
+    assert second.steps == 10 and not second.interrupted
+    assert losses(parts) == pytest.approx(losses(whole), abs=1e-5)  # the same curve, step by step
+    assert second.val_loss == pytest.approx(run_val_loss(whole), abs=1e-5)
+
+
+def run_val_loss(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]["val_loss"]
+
+
+def test_a_torn_checkpoint_is_never_loaded(tiny_model_dir, tmp_path):
+    run(tiny_model_dir, tmp_path / "run", max_steps=8)
+    newest = checkpoint.latest(tmp_path / "run")
+    torn = newest.parent / "step-99"
+    torn.mkdir()
+    (torn / "adapter.safetensors").write_bytes(b"half a file")  # no state.json: never finished
+    assert checkpoint.latest(tmp_path / "run") == newest
+
+
+def test_train_command_end_to_end(aeth_home, register_plugin, tiny_model_dir):
+    from click.testing import CliRunner
+
+    from aeth import hookimpl
+    from aeth.cli import cli
+
+    class Adder:
+        @hookimpl
+        def register_specialists(self, register):
+            from dataclasses import replace
+
+            register(replace(SPEC, base_model=str(tiny_model_dir)))
+
+    register_plugin(Adder(), "adder-plugin")
+    runner = CliRunner()
+    out = runner.invoke(cli, ["-o", "model.dtype=float32", "train", "adder", "--max-steps", "6", "--batch-size", "4",
+                              "--seq-len", "64", "--lr", "5e-3"])
+    assert out.exit_code == 0, out.output
+    assert "stored adapter v0001" in out.output and "validation loss" in out.output
+    assert runner.invoke(cli, ["adapters", "activate", "adder", "v0001"]).exit_code == 0
+    answered = runner.invoke(cli, ["run", "-s", "adder", "--json", "--max-tokens", "4", "What is 2 plus 3?"])
+    assert answered.exit_code == 0, answered.output
+    assert json.loads(answered.stdout)["adapter"].startswith("v0001")
+    missing = runner.invoke(cli, ["train", "adder", "--resume", "nope"])
+    assert missing.exit_code == 1 and "no run of 'adder' matches 'nope'" in missing.output
+    assert torch.get_num_threads() >= 1
