@@ -141,3 +141,65 @@ def test_train_command_end_to_end(aeth_home, register_plugin, tiny_model_dir):
     missing = runner.invoke(cli, ["train", "adder", "--resume", "nope"])
     assert missing.exit_code == 1 and "no run of 'adder' matches 'nope'" in missing.output
     assert torch.get_num_threads() >= 1
+
+
+# ---- the promotion gate ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gated(aeth_home, register_plugin, tiny_model_dir, tmp_path):
+    """A specialist on the tiny model whose suite prefers (or not) what the bare base answers,
+    and a trained version to judge."""
+    from dataclasses import replace
+
+    from aeth import EvalCase, EvalSuite, hookimpl
+    from aeth.app import Aeth
+    from aeth.evals.model import specialist_model
+
+    cases = [EvalCase(f"c{i}", f"What is {i} plus 1?") for i in range(3)]
+    prefer = {"base": True}
+    bare_answers = {}
+
+    def score(case, answer):
+        same = answer == bare_answers[case.id]
+        return float(same if prefer["base"] else not same)
+
+    spec = replace(SPEC, base_model=str(tiny_model_dir), suite=EvalSuite("echo", "1", lambda: cases, score, max_tokens=6))
+
+    class Plugin:
+        @hookimpl
+        def register_specialists(self, register):
+            register(spec)
+
+    register_plugin(Plugin(), "adder-plugin")
+    app = Aeth()
+    base_model = specialist_model(app, app.specialist("adder"), max_tokens=6, adapter="base")
+    bare_answers.update({c.id: base_model(c.prompt) for c in cases})
+    result = run(tiny_model_dir, tmp_path / "run", home=aeth_home, max_steps=12, lr=2e-2)
+    return app, app.specialist("adder"), result.version, prefer
+
+
+def test_a_worse_version_stays_inactive_unless_forced(gated):
+    from aeth.training.promotion import gate
+
+    app, spec, version, prefer = gated
+    prefer["base"] = True  # the suite rewards exactly what the bare base says: training can only lose
+    store = AdapterStore(app.config.home)
+    decision = gate(app, spec, version, limit=3)
+    assert not decision.promoted and decision.baseline == 1.0 and decision.score < 1.0
+    assert store.active("adder") is None
+    assert store.get("adder", version.version).manifest["promotion"]["promoted"] is False
+    forced = gate(app, spec, version, limit=3, force=True)
+    assert forced.promoted and forced.forced and store.active("adder").version == version.version
+    manifest = store.get("adder", version.version).manifest
+    assert manifest["promotion"]["forced"] is True and manifest["eval"]["baseline"] == "base"
+
+
+def test_a_better_version_is_promoted(gated):
+    from aeth.training.promotion import gate
+
+    app, spec, version, prefer = gated
+    prefer["base"] = False  # the suite rewards any change from the bare base
+    decision = gate(app, spec, version, limit=3)
+    assert decision.promoted and not decision.forced and decision.reason.startswith("promoted: ")
+    assert AdapterStore(app.config.home).active("adder").version == version.version

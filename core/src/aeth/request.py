@@ -57,13 +57,17 @@ class GenerationContext:
     """What a ``generate`` implementation gets besides the specialist and the request.
 
     ``models`` is the process-wide :class:`~aeth.models.pool.ModelPool`; ``stats`` is filled in by
-    the generator (``tokens_in``, ``tokens_out``, ``finish_reason``) and copied into the response.
+    the generator (``tokens_in``, ``tokens_out``, ``finish_reason``, ``adapter``) and copied into
+    the response.
     """
 
     config: Any
     sampling: Sampling
     models: Any
     stats: dict[str, Any] = field(default_factory=dict)
+    #: which adapter version answers: ``None`` = the specialist's active one, ``"base"`` = none,
+    #: else a version id (how an eval judges a version before it is promoted)
+    adapter: str | None = None
 
 
 @dataclass

@@ -22,17 +22,23 @@ from aeth.cli.root import active_config, cli
 @click.option("--save-every", type=click.IntRange(1), default=25, show_default=True, help="Checkpoint every N steps.")
 @click.option("--eval-every", type=click.IntRange(1), default=50, show_default=True, help="Validation loss every N steps.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--gate-limit", type=click.IntRange(1), default=20, show_default=True,
+              help="Eval cases the promotion gate runs on the new version and on the active one.")
+@click.option("--no-gate", is_flag=True, help="Only store the new version; judge and activate it later.")
+@click.option("--force", is_flag=True, help="Activate the new version even if its evals are worse (the manifest says so).")
 @click.option("--resume", "resume", metavar="RUN", is_flag=False, flag_value="latest", default=None,
               help="Continue a run from its newest complete checkpoint (the latest run of SPECIALIST, or RUN).")
 @click.pass_context
 def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size, grad_accum, seq_len, save_every,
-          eval_every, seed, resume):
-    """Fine-tune SPECIALIST's LoRA adapter; the result is a new adapter version (not yet active).
+          eval_every, seed, gate_limit, no_gate, force, resume):
+    """Fine-tune SPECIALIST's LoRA adapter into a new adapter version, promoted only if not worse.
 
     Data: the specialist's recipe (train split) plus generated sets under $AETH_HOME/datasets/.
     Loss is on answer tokens only, in the base model's chat format. Checkpoints are written
     atomically under $AETH_HOME/runs/SPECIALIST/; Ctrl-C saves one and exits, and --resume
-    continues from it.
+    continues from it. The new version then faces the promotion gate: the specialist's eval
+    suite (--gate-limit cases, greedy) runs on it and on what answers today, and it becomes
+    active only if its score is not lower (--force overrides; --no-gate only stores it).
 
     \b
     Examples:
@@ -77,6 +83,15 @@ def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size
     first = "-" if result.first_val_loss is None else f"{result.first_val_loss:.4f}"
     last = "-" if result.val_loss is None else f"{result.val_loss:.4f}"
     click.echo(f"{spec.name}: {result.steps} steps, train loss {result.train_loss:.4f}, validation loss {first} -> {last}", err=True)
-    if result.version is not None:
+    if result.version is None:
+        return
+    if no_gate:
         click.echo(f"stored adapter {result.version.version} (not active); serve it with: "
                    f"aeth adapters activate {spec.name} {result.version.version}", err=True)
+        return
+    from aeth.training.promotion import gate
+
+    decision = gate(app, spec, result.version, limit=gate_limit, force=force)
+    click.echo(f"stored adapter {result.version.version}; {decision.reason}", err=True)
+    if not decision.promoted:
+        click.echo(f"activate it anyway with: aeth adapters activate {spec.name} {result.version.version}", err=True)

@@ -17,7 +17,9 @@ def generate(specialist, request, context):
     from aeth.models.adapters import AdapterStore
 
     loaded = context.models.for_specialist(specialist)
-    adapter = AdapterStore(context.config.home).active(specialist.name)
+    store = AdapterStore(context.config.home)
+    chosen = getattr(context, "adapter", None)
+    adapter = store.active(specialist.name) if chosen is None else None if chosen == "base" else store.get(specialist.name, chosen)
     if adapter is not None and adapter.manifest.get("base_model") not in (None, specialist.base_model, loaded.name):
         from aeth.plugins import warn
 

@@ -15,10 +15,12 @@ from aeth.specialist import Specialist
 
 
 def specialist_model(app, specialist: Specialist, *, temperature: float = 0.0, max_tokens: int = 256,
-                     seed: int = 0) -> Callable[..., str]:
+                     seed: int = 0, adapter: str | None = None) -> Callable[..., str]:
     """``model(prompt, *, images=(), sample=0, max_tokens=None) -> str`` for ``specialist``.
 
     Sample ``i`` uses seed ``seed + i``: samples differ from each other, and a rerun repeats them.
+    ``adapter`` picks the adapter version that answers (``None``: the active one; ``"base"``:
+    none), so a version can be judged before it is promoted.
     """
     from aeth import runtime
 
@@ -29,7 +31,7 @@ def specialist_model(app, specialist: Specialist, *, temperature: float = 0.0, m
         sampling = Sampling(temperature=temperature, top_p=defaults.top_p, top_k=defaults.top_k,
                             max_tokens=max_tokens or default_tokens, repetition_penalty=defaults.repetition_penalty,
                             seed=seed + sample)
-        context = GenerationContext(config=app.config, sampling=sampling, models=runtime.models())
+        context = GenerationContext(config=app.config, sampling=sampling, models=runtime.models(), adapter=adapter)
         stream = app.host.pm.hook.generate(specialist=specialist, request=request, context=context)
         if stream is None:
             raise PluginError("no plugin implements the generate hook (aeth's default generator was disabled?)")

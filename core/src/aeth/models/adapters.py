@@ -110,6 +110,12 @@ class AdapterStore:
                 shutil.rmtree(tmp, ignore_errors=True)
         return self.get(specialist, version)
 
+    def annotate(self, specialist: str, version: str, **fields) -> AdapterVersion:
+        """Add ``fields`` to a version's manifest (atomically), e.g. how it was promoted."""
+        chosen = self.get(specialist, version)
+        write_text(chosen.path / MANIFEST, json.dumps({**chosen.manifest, **fields}, indent=2, sort_keys=True) + "\n")
+        return self.get(specialist, version)
+
     def active(self, specialist: str) -> AdapterVersion | None:
         """The active version of ``specialist``, or None (the bare base model answers)."""
         pointer = self._dir(specialist) / "active"
