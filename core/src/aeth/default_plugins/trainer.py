@@ -20,6 +20,9 @@ def train(specialist, plan):
     loaded = load_model(path, quantization=plan.quantization, dtype=cfg.get("model.dtype", "auto"),
                         device=cfg.get("model.device", "auto"), trust_remote_code=bool(cfg.get("model.trust_remote_code", False)),
                         name=plan.base_model)
+    from aeth.models.threads import apply_threads, choose_threads
+
+    apply_threads(choose_threads(loaded.n_params, cfg.get("model.threads", "auto")))  # as deliberate as for serving
     manifest = {"base_model": plan.base_model, "base_path": str(path), "quantization": loaded.quantization,
                 "dtype": loaded.dtype, "recipe": {"sources": data.sources, "train": len(data.train),
                                                   "validation": len(data.validation)},
