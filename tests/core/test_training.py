@@ -203,3 +203,34 @@ def test_a_better_version_is_promoted(gated):
     decision = gate(app, spec, version, limit=3)
     assert decision.promoted and not decision.forced and decision.reason.startswith("promoted: ")
     assert AdapterStore(app.config.home).active("adder").version == version.version
+
+
+def test_plan_file_flags_override_it_and_every_run_writes_its_own(aeth_home, register_plugin, tiny_model_dir, tmp_path):
+    import yaml
+    from click.testing import CliRunner
+
+    from aeth import hookimpl
+    from aeth.cli import cli
+
+    class Adder:
+        @hookimpl
+        def register_specialists(self, register):
+            from dataclasses import replace
+
+            register(replace(SPEC, base_model=str(tiny_model_dir)))
+
+    register_plugin(Adder(), "adder-plugin")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(yaml.safe_dump({"max_steps": 3, "lr": 0.001, "batch_size": 2, "seq_len": 48}))
+    runner = CliRunner()
+    out = runner.invoke(cli, ["train", "adder", "--plan", str(plan), "--max-steps", "2", "--no-gate"])
+    assert out.exit_code == 0, out.output
+    assert "2 steps" in out.output  # the flag won over the file
+    written = next((aeth_home / "runs" / "adder").glob("*/plan.yaml"))
+    text = written.read_text()
+    saved = yaml.safe_load(text)
+    assert saved["max_steps"] == 2 and saved["lr"] == 0.001 and saved["batch_size"] == 2 and saved["seq_len"] == 48
+    assert text.startswith("# aeth train adder --base ") and "--max-steps 2" in text.splitlines()[0]
+    plan.write_text(yaml.safe_dump({"max_step": 3}))
+    bad = runner.invoke(cli, ["train", "adder", "--plan", str(plan)])
+    assert bad.exit_code == 1 and "unknown key 'max_step'" in bad.output

@@ -26,11 +26,15 @@ from aeth.cli.root import active_config, cli
               help="Eval cases the promotion gate runs on the new version and on the active one.")
 @click.option("--no-gate", is_flag=True, help="Only store the new version; judge and activate it later.")
 @click.option("--force", is_flag=True, help="Activate the new version even if its evals are worse (the manifest says so).")
+@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="A YAML run config with keys base_model, quantization, epochs, max_steps, lr, batch_size, grad_accum, "
+                   "seq_len, save_every, eval_every, seed; flags given on the command line override it. Every run "
+                   "writes its own as runs/SPECIALIST/RUN/plan.yaml.")
 @click.option("--resume", "resume", metavar="RUN", is_flag=False, flag_value="latest", default=None,
               help="Continue a run from its newest complete checkpoint (the latest run of SPECIALIST, or RUN).")
 @click.pass_context
 def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size, grad_accum, seq_len, save_every,
-          eval_every, seed, gate_limit, no_gate, force, resume):
+          eval_every, seed, gate_limit, no_gate, force, plan_file, resume):
     """Fine-tune SPECIALIST's LoRA adapter into a new adapter version, promoted only if not worse.
 
     Data: the specialist's recipe (train split) plus generated sets under $AETH_HOME/datasets/.
@@ -70,9 +74,13 @@ def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size
         plan = TrainPlan(**saved, run_dir=run_dir)
     else:
         run_dir = runs / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        plan = TrainPlan(base_model=base or spec.base_model, quantization=quantization or spec.quantization, epochs=epochs,
-                         max_steps=max_steps, lr=lr, batch_size=batch_size, grad_accum=grad_accum, seq_len=seq_len,
-                         save_every=save_every, eval_every=eval_every, seed=seed, run_dir=run_dir)
+        flags = {"base_model": base or spec.base_model, "quantization": quantization or spec.quantization, "epochs": epochs,
+                 "max_steps": max_steps, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum, "seq_len": seq_len,
+                 "save_every": save_every, "eval_every": eval_every, "seed": seed}
+        if plan_file:
+            flags = _merge_plan_file(ctx, plan_file, flags)
+        plan = TrainPlan(**flags, run_dir=run_dir)
+        _write_plan_yaml(spec.name, plan)
     result = app.host.pm.hook.train(specialist=spec, plan=plan)
     if result is None:
         raise AethError("no plugin implements the train hook (aeth's default trainer was disabled?)")
@@ -95,3 +103,53 @@ def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size
     click.echo(f"stored adapter {result.version.version}; {decision.reason}", err=True)
     if not decision.promoted:
         click.echo(f"activate it anyway with: aeth adapters activate {spec.name} {result.version.version}", err=True)
+
+
+#: command-line parameter name -> TrainPlan field, for the options a plan file may set
+_PLAN_KEYS = {"base": "base_model", "quantization": "quantization", "epochs": "epochs", "max_steps": "max_steps", "lr": "lr",
+              "batch_size": "batch_size", "grad_accum": "grad_accum", "seq_len": "seq_len", "save_every": "save_every",
+              "eval_every": "eval_every", "seed": "seed"}
+
+
+def _merge_plan_file(ctx, path: str, flags: dict) -> dict:
+    """The plan file's values, overridden by every option given on the command line."""
+    import yaml
+    from click.core import ParameterSource
+
+    from aeth.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(open(path, encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError([f"not valid YAML: {e}"], source=f"plan file {path}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(["must be a mapping of option: value"], source=f"plan file {path}")
+    fields = set(_PLAN_KEYS.values())
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError([f"unknown key {k!r} (keys: {', '.join(sorted(fields))})" for k in unknown], source=f"plan file {path}")
+    merged = dict(flags)
+    for option, field in _PLAN_KEYS.items():
+        if field in data and ctx.get_parameter_source(option) != ParameterSource.COMMANDLINE:
+            merged[field] = data[field]
+    return merged
+
+
+def _write_plan_yaml(specialist: str, plan) -> None:
+    """runs/SPECIALIST/RUN/plan.yaml: every setting of the run, the equivalent command in its header."""
+    import shlex
+    from dataclasses import asdict
+
+    import yaml
+
+    from aeth.atomic import write_text
+
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    values = {k: v for k, v in asdict(plan).items() if k in _PLAN_KEYS.values()}
+    option = {field: name for name, field in _PLAN_KEYS.items()}
+    command = ["aeth", "train", specialist]
+    for field, value in values.items():
+        if value is not None:
+            command += [f"--{option[field].replace('_', '-')}", str(value)]
+    header = f"# {shlex.join(command)}\n# the same run: aeth train {specialist} --plan plan.yaml\n"
+    write_text(plan.run_dir / "plan.yaml", header + yaml.safe_dump(values, sort_keys=False))
