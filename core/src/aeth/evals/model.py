@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aeth.errors import PluginError
-from aeth.request import GenerationContext, Request, Sampling
+from aeth.generation.sampling import eval_sampling
+from aeth.request import GenerationContext, Request
 from aeth.specialist import Specialist
 
 
@@ -24,13 +25,9 @@ def specialist_model(app, specialist: Specialist, *, temperature: float = 0.0, m
     """
     from aeth import runtime
 
-    defaults = specialist.generation
-
     def answer(prompt: str, *, images: tuple = (), sample: int = 0, max_tokens: int | None = None) -> str:
         request = Request(prompt=prompt, specialist=specialist.name, images=tuple(images))
-        sampling = Sampling(temperature=temperature, top_p=defaults.top_p, top_k=defaults.top_k,
-                            max_tokens=max_tokens or default_tokens, repetition_penalty=defaults.repetition_penalty,
-                            seed=seed + sample)
+        sampling = eval_sampling(specialist, temperature, max_tokens or default_tokens, seed + sample)
         context = GenerationContext(config=app.config, sampling=sampling, models=runtime.models(), adapter=adapter)
         stream = app.host.pm.hook.generate(specialist=specialist, request=request, context=context)
         if stream is None:

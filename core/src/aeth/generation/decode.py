@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from aeth.generation.prompt import build_messages, encode_chat
-from aeth.generation.sampling import next_token
+from aeth.generation.sampling import eval_sampling, next_token
 from aeth.request import Request, Sampling
 from aeth.specialist import Specialist
 
@@ -94,16 +94,12 @@ def answerer(loaded: Any, specialist: Specialist, max_tokens: int = 64, temperat
     ``i`` of a prompt is drawn with seed ``seed + i``, so every sample differs and every run of
     the same evaluation repeats exactly. This answerer reads text only.
     """
-    defaults = specialist.generation
-
     def answer(prompt: str, *, sample: int = 0, max_tokens: int | None = None, images: tuple = ()) -> str:
         if images:
             from aeth.errors import SpecialistError
 
             raise SpecialistError(f"the model for {specialist.name!r} reads text only; this case has images")
-        sampling = Sampling(temperature=temperature, top_p=defaults.top_p, top_k=defaults.top_k,
-                            max_tokens=max_tokens or default_tokens, repetition_penalty=defaults.repetition_penalty,
-                            seed=seed + sample)
+        sampling = eval_sampling(specialist, temperature, max_tokens or default_tokens, seed + sample)
         messages = build_messages(specialist, Request(prompt=prompt))
         return "".join(stream_text(loaded, messages, sampling, {})).strip()
 

@@ -9,6 +9,16 @@ from aeth.request import Sampling
 if TYPE_CHECKING:
     import torch
 
+    from aeth.specialist import Specialist
+
+
+def eval_sampling(specialist: Specialist, temperature: float, max_tokens: int, seed: int) -> Sampling:
+    """Sampling for judging ``specialist``: the given temperature, length and seed, its own
+    top-p, top-k and repetition penalty (what evals and eval-style answerers use)."""
+    d = specialist.generation
+    return Sampling(temperature=temperature, top_p=d.top_p, top_k=d.top_k, max_tokens=max_tokens,
+                    repetition_penalty=d.repetition_penalty, seed=seed)
+
 
 def next_token(logits: torch.Tensor, sampling: Sampling, generator: torch.Generator | None,
                previous: torch.Tensor | None = None) -> int:
