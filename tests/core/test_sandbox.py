@@ -219,10 +219,13 @@ def world_readable_dir():
     import shutil
     import tempfile
 
-    # outside /tmp (the sandbox has its own) and readable by nobody (pytest's tmp dirs are root's)
+    # readable by nobody (pytest's tmp dirs are root's): the checkout's build/ when every directory
+    # above it lets others in (outside /tmp, where the sandbox has its own), else under /tmp itself
     build = Path(__file__).resolve().parents[2] / "build"
-    build.mkdir(exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="sandbox-user-", dir=build))
+    reachable = all(p.stat().st_mode & 0o001 for p in build.parent.parents) and build.parent.stat().st_mode & 0o001
+    if reachable:
+        build.mkdir(exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="sandbox-user-", dir=build if reachable else "/tmp"))
     yield path
     shutil.rmtree(path)
 
