@@ -85,11 +85,11 @@ def test_interrupt_and_resume_match_an_uninterrupted_run(tiny_model_dir, tmp_pat
 
     real, calls = loop._loss, {"n": 0}
 
-    def interrupting(model, examples, pad_id):
+    def interrupting(model, examples, pad_id, items):
         calls["n"] += 1
         if calls["n"] == 14:  # mid-way through step 6's second micro-batch (after one validation pass)
             raise KeyboardInterrupt
-        return real(model, examples, pad_id)
+        return real(model, examples, pad_id, items)
 
     monkeypatch.setattr(loop, "_loss", interrupting)
     parts = tmp_path / "parts"

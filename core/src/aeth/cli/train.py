@@ -22,6 +22,18 @@ from aeth.cli.root import active_config, cli
 @click.option("--save-every", type=click.IntRange(1), default=25, show_default=True, help="Checkpoint every N steps.")
 @click.option("--eval-every", type=click.IntRange(1), default=50, show_default=True, help="Validation loss every N steps.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adamw", "adamw8bit", "paged_adamw8bit", "paged_adamw"]), default="adamw",
+              show_default=True, help="AdamW (torch), or bitsandbytes' 8-bit state (a quarter of the memory) / paged state.")
+@click.option("--report", type=click.Choice(["none", "tensorboard", "mlflow"]), default="none", show_default=True,
+              help="Also send metrics to TensorBoard (RUN/tensorboard) or MLflow (MLFLOW_TRACKING_URI); needs the package.")
+@click.option("--nproc", type=click.IntRange(1), default=1, show_default=True,
+              help="Train in N processes under torchrun (gloo on CPU, nccl with one GPU each); --batch-size is the "
+                   "global batch, split evenly, so results match one process.")
+@click.option("--fsdp", is_flag=True, help="With --nproc: shard weights, gradients and optimizer state with FSDP2 "
+                                           "(fully_shard) instead of replicating them (DDP).")
+@click.option("--deepspeed", "deepspeed_config", type=click.Path(exists=True, dir_okay=False), metavar="CONFIG",
+              help="With --nproc: train through DeepSpeed with this JSON config (e.g. ZeRO-2 with CPU optimizer "
+                   "offload: aeth train --deepspeed-example).")
 @click.option("--gate-limit", type=click.IntRange(1), default=20, show_default=True,
               help="Eval cases the promotion gate runs on the new version and on the active one.")
 @click.option("--no-gate", is_flag=True, help="Only store the new version; judge and activate it later.")
@@ -34,7 +46,7 @@ from aeth.cli.root import active_config, cli
               help="Continue a run from its newest complete checkpoint (the latest run of SPECIALIST, or RUN).")
 @click.pass_context
 def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size, grad_accum, seq_len, save_every,
-          eval_every, seed, gate_limit, no_gate, force, plan_file, resume):
+          eval_every, seed, optimizer, report, nproc, fsdp, deepspeed_config, gate_limit, no_gate, force, plan_file, resume):
     """Fine-tune SPECIALIST's LoRA adapter into a new adapter version, promoted only if not worse.
 
     Data: the specialist's recipe (train split) plus generated sets under $AETH_HOME/datasets/.
@@ -49,41 +61,45 @@ def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size
       aeth train coding --max-steps 50
       aeth train reasoning --epochs 2 --lr 1e-4 --batch-size 8
       aeth train coding --resume              continue the latest run
+      aeth train coding --nproc 2             two processes (DDP), same result as one
       aeth adapters activate coding v0001     serve the result in aeth run
     """
+    import json
+
     from aeth.app import Aeth
     from aeth.errors import AethError
-    from aeth.training.loop import TrainPlan
+    from aeth.training import distributed
+    from aeth.training import report as reporting
 
+    reporting.check(report)
+    if (fsdp or deepspeed_config) and nproc == 1 and not distributed.under_torchrun():
+        raise AethError("--fsdp and --deepspeed shard over several processes; add --nproc N (N >= 2)")
+    if fsdp and deepspeed_config:
+        raise AethError("choose one engine: --fsdp or --deepspeed")
     cfg = active_config(ctx)
     app = Aeth(cfg)
     spec = app.specialist(specialist)
-    runs = cfg.home / "runs" / spec.name
-    if resume:
-        candidates = sorted(d for d in runs.glob("*") if d.is_dir()) if runs.is_dir() else []
-        chosen = candidates[-1:] if resume == "latest" else [d for d in candidates if d.name.startswith(resume)]
-        if len(chosen) != 1:
-            raise AethError(f"no run of {spec.name!r} matches {resume!r} to resume (runs: "
-                            f"{', '.join(d.name for d in candidates) or 'none'})")
-        run_dir = chosen[0]
-        import json
+    flags = {"base_model": base or spec.base_model, "quantization": quantization or spec.quantization, "epochs": epochs,
+             "max_steps": max_steps, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum, "seq_len": seq_len,
+             "save_every": save_every, "eval_every": eval_every, "seed": seed, "optimizer": optimizer, "report": report,
+             "nproc": nproc, "fsdp": fsdp, "deepspeed": deepspeed_config}
+    if plan_file:
+        flags = _merge_plan_file(ctx, plan_file, flags)
+    nproc = flags["nproc"]
+    if resume and ctx.get_parameter_source("nproc") != click.core.ParameterSource.COMMANDLINE:
+        nproc = json.loads((_resume_dir(spec, cfg, resume) / "plan.json").read_text()).get("nproc", 1)
+    if nproc > 1 and not distributed.under_torchrun():
+        import sys
 
-        saved = json.loads((run_dir / "plan.json").read_text())
-        saved.pop("run_dir", None)
-        saved["resume"] = True
-        plan = TrainPlan(**saved, run_dir=run_dir)
-    else:
-        run_dir = runs / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        flags = {"base_model": base or spec.base_model, "quantization": quantization or spec.quantization, "epochs": epochs,
-                 "max_steps": max_steps, "lr": lr, "batch_size": batch_size, "grad_accum": grad_accum, "seq_len": seq_len,
-                 "save_every": save_every, "eval_every": eval_every, "seed": seed}
-        if plan_file:
-            flags = _merge_plan_file(ctx, plan_file, flags)
-        plan = TrainPlan(**flags, run_dir=run_dir)
-        _write_plan_yaml(spec.name, plan)
+        ctx.exit(distributed.launch(nproc, sys.argv[1:]))  # every worker runs this same command
+    dist = distributed.setup()
+    plan = dist.broadcast(_plan(ctx, spec, cfg, resume, flags) if dist.main else None)  # one run, one plan
     result = app.host.pm.hook.train(specialist=spec, plan=plan)
     if result is None:
         raise AethError("no plugin implements the train hook (aeth's default trainer was disabled?)")
+    distributed.teardown(dist)
+    if not dist.main:
+        return
     if result.interrupted:
         click.echo(f"interrupted at step {result.steps}; checkpoint saved. Continue with: aeth train {spec.name} --resume",
                    err=True)
@@ -105,10 +121,43 @@ def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size
         click.echo(f"activate it anyway with: aeth adapters activate {spec.name} {result.version.version}", err=True)
 
 
+def _plan(ctx, spec, cfg, resume, flags):
+    """A new run's plan (written as plan.yaml), or the saved plan of the run ``resume`` names."""
+    import json
+
+    from aeth.training.loop import TrainPlan
+
+    if not resume:
+        plan = TrainPlan(**flags, run_dir=cfg.home / "runs" / spec.name / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+        _write_plan_yaml(ctx, spec.name, plan)
+        return plan
+    run_dir = _resume_dir(spec, cfg, resume)
+    saved = json.loads((run_dir / "plan.json").read_text())
+    saved.pop("run_dir", None)
+    saved["resume"] = True
+    if ctx.get_parameter_source("nproc") == click.core.ParameterSource.COMMANDLINE:
+        saved["nproc"] = flags["nproc"]  # a checkpoint does not depend on the number of processes
+    return TrainPlan(**saved, run_dir=run_dir)
+
+
+def _resume_dir(spec, cfg, resume: str):
+    """The run directory ``--resume`` names: the latest run of ``spec``, or the one whose name starts so."""
+    from aeth.errors import AethError
+
+    runs = cfg.home / "runs" / spec.name
+    candidates = sorted(d for d in runs.glob("*") if d.is_dir() and (d / "plan.json").is_file()) if runs.is_dir() else []
+    chosen = candidates[-1:] if resume == "latest" else [d for d in candidates if d.name.startswith(resume)]
+    if len(chosen) != 1:
+        raise AethError(f"no run of {spec.name!r} matches {resume!r} to resume (runs: "
+                        f"{', '.join(d.name for d in candidates) or 'none'})")
+    return chosen[0]
+
+
 #: command-line parameter name -> TrainPlan field, for the options a plan file may set
 _PLAN_KEYS = {"base": "base_model", "quantization": "quantization", "epochs": "epochs", "max_steps": "max_steps", "lr": "lr",
               "batch_size": "batch_size", "grad_accum": "grad_accum", "seq_len": "seq_len", "save_every": "save_every",
-              "eval_every": "eval_every", "seed": "seed"}
+              "eval_every": "eval_every", "seed": "seed", "optimizer": "optimizer", "report": "report", "nproc": "nproc",
+              "fsdp": "fsdp", "deepspeed_config": "deepspeed"}
 
 
 def _merge_plan_file(ctx, path: str, flags: dict) -> dict:
@@ -135,7 +184,7 @@ def _merge_plan_file(ctx, path: str, flags: dict) -> dict:
     return merged
 
 
-def _write_plan_yaml(specialist: str, plan) -> None:
+def _write_plan_yaml(ctx, specialist: str, plan) -> None:
     """runs/SPECIALIST/RUN/plan.yaml: every setting of the run, the equivalent command in its header."""
     import shlex
     from dataclasses import asdict
@@ -146,10 +195,13 @@ def _write_plan_yaml(specialist: str, plan) -> None:
 
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     values = {k: v for k, v in asdict(plan).items() if k in _PLAN_KEYS.values()}
-    option = {field: name for name, field in _PLAN_KEYS.items()}
+    flag = {p.name: max(p.opts, key=len) for p in ctx.command.params}
+    option = {field: flag[name] for name, field in _PLAN_KEYS.items()}
     command = ["aeth", "train", specialist]
     for field, value in values.items():
-        if value is not None:
-            command += [f"--{option[field].replace('_', '-')}", str(value)]
+        if isinstance(value, bool):
+            command += [option[field]] if value else []
+        elif value is not None:
+            command += [option[field], str(value)]
     header = f"# {shlex.join(command)}\n# the same run: aeth train {specialist} --plan plan.yaml\n"
     write_text(plan.run_dir / "plan.yaml", header + yaml.safe_dump(values, sort_keys=False))

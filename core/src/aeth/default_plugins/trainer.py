@@ -12,19 +12,26 @@ def train(specialist, plan):
     from aeth.models.adapters import AdapterStore
     from aeth.models.loading import load_model
     from aeth.models.resolve import resolve_model
+    from aeth.models.threads import apply_threads, choose_threads
+    from aeth.training import distributed
     from aeth.training.loop import train as run
 
     cfg = runtime.config()
+    dist = distributed.setup()
     data = training_records(specialist, cfg.home)
     path = resolve_model(plan.base_model, cfg)
+    device = dist.device if dist.active else cfg.get("model.device", "auto")  # one GPU per rank
     loaded = load_model(path, quantization=plan.quantization, dtype=cfg.get("model.dtype", "auto"),
-                        device=cfg.get("model.device", "auto"), trust_remote_code=bool(cfg.get("model.trust_remote_code", False)),
+                        device=device, trust_remote_code=bool(cfg.get("model.trust_remote_code", False)),
                         name=plan.base_model)
-    from aeth.models.threads import apply_threads, choose_threads
+    threads = choose_threads(loaded.n_params, cfg.get("model.threads", "auto"))
+    if dist.active:  # the ranks on this machine share its cores
+        import os
 
-    apply_threads(choose_threads(loaded.n_params, cfg.get("model.threads", "auto")))  # as deliberate as for serving
+        threads = max(1, min(threads, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))))
+    apply_threads(threads)  # as deliberate as for serving
     manifest = {"base_model": plan.base_model, "base_path": str(path), "quantization": loaded.quantization,
                 "dtype": loaded.dtype, "recipe": {"sources": data.sources, "train": len(data.train),
                                                   "validation": len(data.validation)},
                 "specialist_version": specialist.version, "aeth_version": __version__}
-    return run(specialist, plan, data.train, data.validation, loaded, AdapterStore(cfg.home), manifest)
+    return run(specialist, plan, data.train, data.validation, loaded, AdapterStore(cfg.home), manifest, dist=dist)

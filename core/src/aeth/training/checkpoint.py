@@ -13,7 +13,6 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from aeth.atomic import fsync_dir, fsync_tree
 
@@ -27,14 +26,20 @@ def checkpoint_dirs(run_dir: Path) -> list[Path]:
     return sorted(found, key=lambda d: int(d.name[5:]))
 
 
+def _remove(path: Path) -> None:
+    """Delete a checkpoint directory, ``state.json`` first: a kill (or a second Ctrl-C) in the middle
+    must leave a torn directory, never one that still looks complete with a weights file gone."""
+    (path / STATE).unlink(missing_ok=True)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def latest(run_dir: Path) -> Path | None:
     """The newest complete checkpoint, or None."""
     found = checkpoint_dirs(run_dir)
     return found[-1] if found else None
 
 
-def _optimizer_tensors(optimizer: Any) -> tuple[dict, dict]:
-    state = optimizer.state_dict()
+def _optimizer_tensors(state: dict) -> tuple[dict, dict]:
     tensors, scalars = {}, {}
     for index, entries in state["state"].items():
         for key, value in entries.items():
@@ -45,11 +50,14 @@ def _optimizer_tensors(optimizer: Any) -> tuple[dict, dict]:
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def save(run_dir: Path, step: int, trainable: dict, optimizer: Any, state: dict, keep: int = 3, rng: Any = None) -> Path:
+def save(run_dir: Path, step: int, trainable: dict, optimizer_state: dict, state: dict, keep: int = 3,
+         rng: list | None = None) -> Path:
     """Write checkpoint ``step`` atomically and drop all but the newest ``keep``.
 
-    ``rng`` is the torch RNG state to record (default: the current one); an interrupted step
-    records the state from its start, so the resumed run redraws exactly what it would have.
+    ``trainable`` maps parameter names to whole tensors and ``optimizer_state`` is a one-process
+    ``optimizer.state_dict()`` (see :func:`aeth.training.distributed.full_state`). ``rng`` lists
+    the torch RNG state of every rank (default: this process's current one); an interrupted step
+    records the states from its start, so the resumed run redraws exactly what it would have.
     """
     import torch
     from safetensors.torch import save_file
@@ -60,41 +68,34 @@ def save(run_dir: Path, step: int, trainable: dict, optimizer: Any, state: dict,
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-step-{step}-", dir=root))
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in trainable.items()}, str(tmp / "adapter.safetensors"))
-        tensors, optimizer_meta = _optimizer_tensors(optimizer)
+        tensors, optimizer_meta = _optimizer_tensors(optimizer_state)
         save_file(tensors, str(tmp / "optimizer.safetensors"))
-        rng = {"torch": (torch.get_rng_state() if rng is None else rng).tolist()}
-        (tmp / STATE).write_text(json.dumps({**state, "step": step, "optimizer": optimizer_meta, "rng": rng}))
+        ranks = [torch.get_rng_state().tolist()] if rng is None else rng
+        (tmp / STATE).write_text(json.dumps({**state, "step": step, "optimizer": optimizer_meta,
+                                             "rng": {"torch": ranks[0], "torch_ranks": ranks}}))
         fsync_tree(tmp)
-        if target.exists():  # a torn leftover of the same step from a crash
-            shutil.rmtree(target)
+        if target.exists():  # the same step again (Ctrl-C just after a save or a resume), or a torn leftover
+            _remove(target)
         tmp.rename(target)
         fsync_dir(root)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     for old in checkpoint_dirs(run_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     for torn in root.glob(".tmp-step-*"):  # left by a process killed mid-write
         shutil.rmtree(torn, ignore_errors=True)
     return target
 
 
-def load(path: Path, model: Any, optimizer: Any) -> dict:
-    """Restore trainable weights, optimizer state and RNG from checkpoint ``path``; return its state."""
+def read(path: Path, rank: int = 0) -> tuple[dict, dict, dict]:
+    """(state, trainable weights, optimizer state dict) of checkpoint ``path``, and restore the
+    torch RNG of ``rank`` (rank 0's when the run had fewer processes)."""
     import torch
     from safetensors.torch import load_file
 
     state = json.loads((Path(path) / STATE).read_text())
     weights = load_file(str(Path(path) / "adapter.safetensors"))
-    named = dict(model.named_parameters())
-    missing = [k for k in weights if k not in named]
-    if missing:
-        from aeth.errors import AethError
-
-        raise AethError(f"checkpoint {path} does not fit this model (e.g. {missing[0]}); resume with the same base and adapter spec")
-    with torch.no_grad():
-        for key, value in weights.items():
-            named[key].copy_(value)
     tensors = load_file(str(Path(path) / "optimizer.safetensors"))
     meta = state["optimizer"]
     per_param: dict[int, dict] = {}
@@ -104,6 +105,15 @@ def load(path: Path, model: Any, optimizer: Any) -> dict:
     for key, value in meta["scalars"].items():
         index, name = key.split(".", 1)
         per_param.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
-    torch.set_rng_state(torch.tensor(state["rng"]["torch"], dtype=torch.uint8))
-    return state
+    ranks = state["rng"].get("torch_ranks") or [state["rng"]["torch"]]
+    torch.set_rng_state(torch.tensor(ranks[rank] if rank < len(ranks) else ranks[0], dtype=torch.uint8))
+    return state, weights, {"state": per_param, "param_groups": meta["param_groups"]}
+
+
+def check_fits(path: Path, weights: dict, names: set[str]) -> None:
+    """Refuse a checkpoint whose weights are not this model's trainable parameters."""
+    missing = [k for k in weights if k not in names]
+    if missing:
+        from aeth.errors import AethError
+
+        raise AethError(f"checkpoint {path} does not fit this model (e.g. {missing[0]}); resume with the same base and adapter spec")

@@ -14,12 +14,16 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aeth.training import checkpoint
-from aeth.training.data import collate, encode_records
+from aeth.atomic import write_text
+from aeth.training import checkpoint, distributed
+from aeth.training.data import IGNORE, collate, encode_records
+from aeth.training.distributed import Dist
+from aeth.training.report import Reporter
 
 
 @dataclass
@@ -39,6 +43,11 @@ class TrainPlan:
     save_every: int = 25
     keep: int = 3
     seed: int = 0
+    optimizer: str = "adamw"
+    report: str = "none"
+    nproc: int = 1
+    fsdp: bool = False
+    deepspeed: str | None = None
     run_dir: Path = field(default_factory=Path)
     resume: bool = False
 
@@ -79,43 +88,77 @@ def _batches(n: int, plan: TrainPlan, start: int):
         index += 1
 
 
-def _loss(model: Any, examples: list, pad_id: int) -> Any:
+def _learned(example: Any) -> int:
+    """Tokens of ``example`` that carry a loss once labels are shifted (the model predicts t+1 from t)."""
+    return sum(label != IGNORE for label in example.labels[1:])
+
+
+def _loss(model: Any, examples: list, pad_id: int, items: int) -> Any:
+    """Summed token loss of ``examples`` divided by ``items``, the trained tokens of the whole step on
+    all ranks, so micro-batches and ranks add up to one mean over the step's global batch."""
     batch = collate(examples, pad_id)
     device = next(model.parameters()).device
-    return model(**{k: v.to(device) for k, v in batch.items()}).loss
+    return model(**{k: v.to(device) for k, v in batch.items()}, num_items_in_batch=max(1, items)).loss
 
 
-def _validation_loss(model: Any, examples: list, pad_id: int, batch_size: int) -> float | None:
+def _validation_loss(model: Any, examples: list, pad_id: int, batch_size: int, dist: Dist) -> float | None:
+    """Mean token loss over ``examples``, each rank taking its share of every chunk (a rank whose
+    share is empty still runs a forward with weight 0: under FSDP every rank must take part)."""
     import torch
 
     if not examples:
         return None
     model.eval()
-    total, tokens = 0.0, 0
+    total, tokens = 0.0, 0.0
     with torch.no_grad():
         for i in range(0, len(examples), batch_size):
             chunk = examples[i:i + batch_size]
-            n = sum(e.trained_tokens for e in chunk)
-            total += _loss(model, chunk, pad_id).item() * n
-            tokens += n
+            mine, weight = dist.shard(chunk), 1.0
+            if not mine:
+                mine, weight = chunk[:1], 0.0
+            total += _loss(model, mine, pad_id, 1).item() * weight
+            tokens += sum(_learned(e) for e in mine) * weight
     model.train()
-    return total / max(1, tokens)
+    total, tokens = dist.sum(total, tokens)
+    return total / max(1.0, tokens)
+
+
+def make_optimizer(name: str, params: list, lr: float) -> Any:
+    """AdamW (torch), or bitsandbytes' 8-bit / paged AdamW: 8-bit state takes a quarter of the memory
+    of fp32 state, paged state spills to CPU memory instead of failing when the GPU runs out."""
+    import torch
+
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    import bitsandbytes as bnb
+
+    kinds = {"adamw8bit": bnb.optim.AdamW8bit, "paged_adamw8bit": bnb.optim.PagedAdamW8bit,
+             "paged_adamw": bnb.optim.PagedAdamW32bit}
+    return kinds[name](params, lr=lr, weight_decay=0.0)
 
 
 def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_records: list[dict], loaded: Any,
-          store: Any = None, manifest: dict | None = None, progress: bool = True) -> TrainResult:
-    """Train ``specialist``'s adapter on ``loaded`` (a freshly loaded, not shared, base model)."""
-    import torch
-    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+          store: Any = None, manifest: dict | None = None, progress: bool = True, dist: Dist | None = None) -> TrainResult:
+    """Train ``specialist``'s adapter on ``loaded`` (a freshly loaded, not shared, base model).
 
+    ``dist`` places this process in a multi-process job (:func:`aeth.training.distributed.setup`);
+    every rank calls this with the same arguments, and rank 0 alone writes files.
+    """
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from aeth.errors import AethError
+
+    dist = dist or Dist()
+    if plan.batch_size % dist.world:
+        raise AethError(f"--batch-size {plan.batch_size} does not split evenly over {dist.world} processes; "
+                        f"use a multiple of {dist.world} (each process trains on an equal share of every batch)")
     torch.manual_seed(plan.seed)
     tokenizer = loaded.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     train_set = encode_records(tokenizer, train_records, specialist.system_prompt, plan.seq_len)
     val_set = encode_records(tokenizer, val_records, specialist.system_prompt, plan.seq_len)
     if not train_set:
-        from aeth.errors import AethError
-
         raise AethError(f"no training record of {specialist.name!r} fits in --seq-len {plan.seq_len} with an answer to learn")
     model = loaded.model
     if loaded.quantization == "nf4":
@@ -127,9 +170,10 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
     targets = [m for m in spec.target_modules if m in present] or list(spec.target_modules)
     model = get_peft_model(model, LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
                                              target_modules=targets, task_type="CAUSAL_LM"))
+    model = distributed.wrap(model, dist, plan.fsdp)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=plan.lr, weight_decay=0.0)
+    optimizer = make_optimizer(plan.optimizer, trainable, plan.lr)
     per_step = plan.batch_size * plan.grad_accum
     total = plan.max_steps or max(1, math.ceil(len(train_set) / per_step * plan.epochs))
     run_dir = Path(plan.run_dir)
@@ -137,66 +181,93 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
     step, micro, first_val = 0, 0, None
     resumed = checkpoint.latest(run_dir) if plan.resume else None
     if resumed is not None:
-        state = checkpoint.load(resumed, model, optimizer)
+        state, weights, optim = checkpoint.read(resumed, dist.rank)
+        checkpoint.check_fits(resumed, weights, {n for n, p in distributed.unwrap(model).named_parameters() if p.requires_grad})
+        distributed.load_full_state(model, optimizer, weights, optim, plan.fsdp)
         step, micro, first_val = state["step"], state["micro"], state.get("first_val_loss")
     else:
-        (run_dir / "plan.json").write_text(json.dumps({**asdict(plan), "run_dir": str(run_dir)}, indent=2))
-        first_val = _validation_loss(model, val_set, pad_id, plan.batch_size)
-    named_trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        if dist.main:
+            write_text(run_dir / "plan.json", json.dumps({**asdict(plan), "run_dir": str(run_dir)}, indent=2))
+        first_val = _validation_loss(model, val_set, pad_id, plan.batch_size, dist)
+
+    def save(state: dict, rng: Any = None) -> None:  # a collective under FSDP: every rank calls it
+        weights, optim = distributed.full_state(model, optimizer, plan.fsdp)
+        ranks = [rng.tolist()] if rng is not None else dist.rng_states()
+        if dist.main:
+            checkpoint.save(run_dir, step, weights, optim, state, plan.keep, ranks)
+        dist.barrier()
+
+    metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.main else None
+    reporter = Reporter(plan.report, run_dir, specialist.name) if dist.main else None
     batches = _batches(len(train_set), plan, micro)
     started, tokens_seen, loss_value, val_loss = time.perf_counter(), 0, float("nan"), first_val
-    bar = _Bar(progress, total, step)
+    bar = _Bar(progress and dist.main, total, step)
     micro_at_start, rng_at_start = micro, torch.get_rng_state()
+    dist.watch_signals()
     try:
         while step < total:
             micro_at_start, rng_at_start = micro, torch.get_rng_state()
+            if dist.stop_requested():  # every rank stops at the same step boundary
+                raise KeyboardInterrupt
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, plan)
             optimizer.zero_grad(set_to_none=True)
-            loss_sum = 0.0
+            step_batches = []
             for _ in range(plan.grad_accum):
                 micro, indices = next(batches)
-                examples = [train_set[i] for i in indices]
-                loss = _loss(model, examples, pad_id) / plan.grad_accum
-                loss.backward()
-                loss_sum += loss.detach().item()
+                step_batches.append([train_set[i] for i in indices])
+            items = sum(_learned(e) for examples in step_batches for e in examples)
+            loss_sum = 0.0
+            for k, examples in enumerate(step_batches):
+                sync = k == len(step_batches) - 1 or not hasattr(model, "no_sync")  # DDP: all-reduce once a step
+                with nullcontext() if sync else model.no_sync():
+                    # DDP and FSDP average gradients over ranks; each rank's share of the sum is wanted
+                    loss = _loss(model, dist.shard(examples), pad_id, items) * dist.world
+                    loss.backward()
+                loss_sum += loss.detach().item() / dist.world
                 tokens_seen += sum(len(e.input_ids) for e in examples)
             micro += 1
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             step += 1
-            loss_value = loss_sum
+            loss_value = dist.sum(loss_sum)[0]
             record = {"step": step, "loss": round(loss_value, 5), "lr": optimizer.param_groups[0]["lr"],
                       "tokens_per_s": round(tokens_seen / max(1e-9, time.perf_counter() - started), 1)}
             if step % plan.eval_every == 0 or step == total:
-                val_loss = _validation_loss(model, val_set, pad_id, plan.batch_size)
+                val_loss = _validation_loss(model, val_set, pad_id, plan.batch_size, dist)
                 record["val_loss"] = val_loss
-            metrics.write(json.dumps(record) + "\n")
-            metrics.flush()
+            if dist.main:
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+                reporter.log(record)
             bar.update(step, loss_value, record["tokens_per_s"])
             if step % plan.save_every == 0 and step < total:
-                checkpoint.save(run_dir, step, named_trainable, optimizer,
-                                {"micro": micro, "first_val_loss": first_val, "loss": loss_value}, plan.keep)
+                save({"micro": micro, "first_val_loss": first_val, "loss": loss_value})
     except KeyboardInterrupt:  # the step in flight is dropped whole: resuming redoes it from its start
-        checkpoint.save(run_dir, step, named_trainable, optimizer,
-                        {"micro": micro_at_start, "first_val_loss": first_val, "loss": loss_value}, plan.keep, rng_at_start)
+        save({"micro": micro_at_start, "first_val_loss": first_val, "loss": loss_value},
+             None if dist.active else rng_at_start)
         return TrainResult(step, loss_value, val_loss, first_val, None, True, run_dir)
     finally:
-        metrics.close()
+        for resource in (metrics, reporter):
+            if resource is not None:
+                resource.close()
         bar.close()
+    weights, _ = distributed.full_state(model, optimizer, plan.fsdp)
+    # DDP keeps a full copy on every rank: they must have ended identical (FSDP holds one copy, sharded)
+    rank_diff = None if plan.fsdp or not dist.active else distributed.max_difference_from_rank0(weights, dist)
     version = None
-    if store is not None:
+    if store is not None and dist.main:
         import tempfile
 
         with tempfile.TemporaryDirectory(dir=run_dir) as tmp:
-            model.save_pretrained(tmp)
-            adapter_state = get_peft_model_state_dict(model)
+            distributed.unwrap(model).save_pretrained(tmp, state_dict=weights)
             version = store.add(specialist.name, Path(tmp), {
                 **(manifest or {}), "hyperparameters": {k: v for k, v in asdict(plan).items() if k not in ("run_dir", "resume")},
                 "metrics": {"steps": step, "train_loss": loss_value, "val_loss": val_loss, "first_val_loss": first_val,
-                            "trainable_parameters": sum(v.numel() for v in adapter_state.values())},
+                            "trainable_parameters": sum(v.numel() for v in weights.values()),
+                            "processes": dist.world, "rank_weight_max_difference": rank_diff},
                 "run": str(run_dir)})
+    dist.barrier()
     return TrainResult(step, loss_value, val_loss, first_val, version, False, run_dir)
 
 

@@ -1,0 +1,244 @@
+"""Multi-process training on torch's own engine: torchrun, DDP or FSDP2, gloo on CPU and nccl on CUDA.
+
+``aeth train --nproc N`` relaunches itself under ``torchrun`` (:func:`launch`); each worker calls
+:func:`setup`, which joins the process group that torchrun described in the environment. Every
+rank sees the whole global batch and trains on its share (:meth:`Dist.shard`), the loss of each
+rank is divided by the step's *global* count of trained tokens, so gradients summed over ranks are
+those of one process on the same global batch: a run's loss curve does not depend on ``--nproc``.
+Rank 0 alone writes checkpoints, metrics and the adapter version; under FSDP the sharded adapter
+and optimizer state are gathered first (:func:`full_state`), so a checkpoint is the same file
+whatever the number of processes, and any run can resume it.
+
+A Ctrl-C (or torchrun's SIGTERM) does not interrupt a rank in the middle of a collective, which
+would leave the others waiting forever: it sets a flag that all ranks agree on at the next step
+boundary (:meth:`Dist.stop_requested`), and they save and stop together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+#: set by torchrun in every worker it starts
+WORLD_SIZE_ENV = "WORLD_SIZE"
+#: the aeth command line each worker runs (JSON list), see :mod:`aeth.training.worker`
+ARGV_ENV = "AETH_WORKER_ARGV"
+
+
+def under_torchrun() -> bool:
+    """Whether this process is a worker that torchrun (or another launcher setting WORLD_SIZE) started."""
+    return int(os.environ.get(WORLD_SIZE_ENV, "1") or 1) > 1
+
+
+def launch(nproc: int, argv: list[str]) -> int:
+    """Run ``aeth ARGV`` as ``nproc`` processes under torchrun on this machine; return its exit code.
+
+    This process only waits: Ctrl-C reaches the workers directly (they share the terminal's
+    process group), and they save a checkpoint before they stop.
+    """
+    threads = max(1, (os.cpu_count() or 1) // nproc)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads)), ARGV_ENV: json.dumps(argv)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "aeth.training.worker"]
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the workers decide how to stop
+    try:
+        return subprocess.run(command, env=env, check=False).returncode
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class Dist:
+    """This process's place in the job: rank, world size, device, and the stop flag."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: str = "cpu"
+    _stop: bool = field(default=False, repr=False)
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one that writes files and talks to the user."""
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        """More than one process."""
+        return self.world > 1
+
+    def shard(self, items: list) -> list:
+        """This rank's share of a global batch (every rank gets ``len(items) / world``)."""
+        return items[self.rank::self.world]
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        if self.active:
+            import torch.distributed as torch_dist
+
+            torch_dist.barrier()
+
+    def sum(self, *values: float) -> list[float]:
+        """``values`` summed over all ranks (float64)."""
+        if not self.active:
+            return list(values)
+        import torch
+        import torch.distributed as torch_dist
+
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        torch_dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def watch_signals(self) -> None:
+        """From now on SIGINT and SIGTERM only ask every rank to stop at the next step boundary."""
+        if not self.active:
+            return
+
+        def request(signum, frame):
+            self._stop = True
+
+        signal.signal(signal.SIGINT, request)
+        signal.signal(signal.SIGTERM, request)
+
+    def stop_requested(self) -> bool:
+        """Whether any rank was asked to stop (a collective: every rank calls it at the same point)."""
+        if not self.active:
+            return False
+        return self.sum(1.0 if self._stop else 0.0)[0] > 0
+
+    def rng_states(self) -> list[list[int]]:
+        """Every rank's torch CPU RNG state, gathered (rank order), to checkpoint them all."""
+        import torch
+
+        state = torch.get_rng_state()
+        if not self.active:
+            return [state.tolist()]
+        import torch.distributed as torch_dist
+
+        gathered = [torch.empty_like(state) for _ in range(self.world)]
+        torch_dist.all_gather(gathered, state)
+        return [g.tolist() for g in gathered]
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's ``value`` (a small picklable object between this job's own processes), on every rank."""
+        if not self.active:
+            return value
+        import torch.distributed as torch_dist
+
+        box = [value]
+        torch_dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def setup() -> Dist:
+    """Join the process group torchrun described (gloo on CPU, nccl on CUDA); one process otherwise."""
+    if not under_torchrun():
+        return Dist()
+    import torch
+    import torch.distributed as torch_dist
+
+    rank, world = int(os.environ["RANK"]), int(os.environ[WORLD_SIZE_ENV])
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    device = f"cuda:{local_rank}" if cuda else "cpu"
+    if cuda:
+        torch.cuda.set_device(local_rank)
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return Dist(rank=rank, world=world, local_rank=local_rank, device=device)
+
+
+def teardown(dist: Dist) -> None:
+    """Leave the process group (so the job ends without warnings)."""
+    if dist.active:
+        import torch.distributed as torch_dist
+
+        if torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+
+
+def wrap(model: Any, dist: Dist, fsdp: bool) -> Any:
+    """``model`` for training across ranks: FSDP2 (``fully_shard`` on each decoder layer, then the
+    whole) when ``fsdp``, else DDP; unchanged in one process."""
+    if not dist.active:
+        return model
+    if fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        for module in model.modules():
+            if type(module).__name__.endswith("DecoderLayer"):
+                fully_shard(module)
+        fully_shard(model)
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(model, device_ids=[dist.local_rank] if dist.device.startswith("cuda") else None)
+
+
+def unwrap(model: Any) -> Any:
+    """The module inside a DDP wrapper (FSDP2 shards in place and has none)."""
+    return getattr(model, "module", model)
+
+
+def full_state(model: Any, optimizer: Any, fsdp: bool) -> tuple[dict, dict]:
+    """(trainable weights by name, optimizer state dict keyed by parameter index), whole tensors on CPU.
+
+    Under FSDP this is a collective that gathers the shards (every rank must call it); the
+    optimizer state comes back keyed by parameter name and is re-keyed by position, the layout of
+    a one-process ``optimizer.state_dict()``, so checkpoints are interchangeable.
+    """
+    inner = unwrap(model)
+    if not fsdp:
+        return {n: p.detach() for n, p in inner.named_parameters() if p.requires_grad}, optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
+    weights, optim = get_state_dict(model, optimizers=optimizer, options=options)
+    if "param_groups" not in optim:  # with cpu_offload the whole state lands on rank 0 only
+        return weights, {"state": {}, "param_groups": []}
+    order = [name for group in optim["param_groups"] for name in group["params"]]
+    index = {name: i for i, name in enumerate(order)}
+    return weights, {"state": {index[name]: state for name, state in optim["state"].items()},
+                     "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in optim["param_groups"]]}
+
+
+def max_difference_from_rank0(weights: dict, dist: Dist) -> float:
+    """The largest absolute difference between this job's ranks' copies of ``weights`` (0.0 when
+    they agree bit for bit, as DDP promises); a collective."""
+    import torch
+    import torch.distributed as torch_dist
+
+    flat = torch.cat([weights[k].detach().float().flatten() for k in sorted(weights)]).to(dist.device)
+    reference = flat.clone()
+    torch_dist.broadcast(reference, src=0)
+    largest = (flat - reference).abs().max().reshape(1)
+    torch_dist.all_reduce(largest, op=torch_dist.ReduceOp.MAX)
+    return float(largest.item())
+
+
+def load_full_state(model: Any, optimizer: Any, weights: dict, optim: dict, fsdp: bool) -> None:
+    """Put whole-tensor ``weights`` and an index-keyed optimizer state into ``model`` and ``optimizer``
+    (sharding them under FSDP; every rank calls it with the same values)."""
+    import torch
+
+    inner = unwrap(model)
+    if not fsdp:
+        named = dict(inner.named_parameters())
+        with torch.no_grad():
+            for key, value in weights.items():
+                named[key].copy_(value)
+        optimizer.load_state_dict(optim)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+    names = {id(p): n for n, p in model.named_parameters()}
+    order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
+    keyed = {"state": {order[int(i)]: state for i, state in optim["state"].items()},
+             "param_groups": [{**g, "params": [order[int(i)] for i in g["params"]]} for g in optim["param_groups"]]}
+    set_state_dict(model, optimizers=optimizer, model_state_dict=weights, optim_state_dict=keyed,
+                   options=StateDictOptions(full_state_dict=True, ignore_frozen_params=True, strict=False))

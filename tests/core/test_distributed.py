@@ -1,0 +1,136 @@
+"""Multi-process training on CPU: ``aeth train --nproc 2`` under torchrun (gloo), DDP and FSDP2.
+
+The runs are real: the ``aeth`` command relaunches itself under torchrun, two worker processes
+train the tiny model, and rank 0 stores the adapter. A plugin with a small specialist is made
+visible to every process the way pip would, as a ``*.dist-info`` with an entry point on PYTHONPATH.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+AETH = shutil.which("aeth") or str(Path(sys.executable).with_name("aeth"))
+STEPS = ["--max-steps", "4", "--batch-size", "4", "--grad-accum", "2", "--seq-len", "64", "--lr", "5e-3",
+         "--seed", "1", "--eval-every", "2", "--save-every", "2", "--no-gate"]
+
+
+@pytest.fixture(scope="module")
+def plugin_path(tmp_path_factory, tiny_model_dir):
+    """A directory that, on PYTHONPATH, installs plugin ``adder`` (specialist ``adder`` on the tiny model)."""
+    root = tmp_path_factory.mktemp("adder-plugin")
+    (root / "adder_plugin.py").write_text(textwrap.dedent(f'''
+        from aeth import AdapterSpec, DatasetRecipe, Specialist, hookimpl
+
+        RECORDS = [{{"messages": [{{"role": "user", "content": f"What is {{a}} plus {{b}}?"}},
+                                  {{"role": "assistant", "content": f"{{a}} plus {{b}} is {{a + b}}."}}]}}
+                   for a in range(1, 9) for b in range(1, 6)]
+
+        @hookimpl
+        def register_specialists(register):
+            register(Specialist(name="adder", description="adds numbers", system_prompt="Be brief.",
+                                base_model={str(tiny_model_dir)!r}, quantization="none",
+                                adapter=AdapterSpec(r=4, alpha=8, dropout=0.0),
+                                recipe=DatasetRecipe("adder-seed", "1", lambda: RECORDS)))
+    '''))
+    info = root / "aeth_adder_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: aeth-adder-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[aeth]\nadder = adder_plugin\n")
+    return root
+
+
+def train(home: Path, plugin_path: Path, *extra: str) -> Path:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AETH_")}
+    env.update(AETH_HOME=str(home), PYTHONPATH=os.pathsep.join([str(plugin_path), env.get("PYTHONPATH", "")]),
+               AETH_LOAD_PLUGINS="adder")
+    env.pop("WORLD_SIZE", None)
+    out = subprocess.run([AETH, "-o", "model.dtype=float32", "-o", "model.threads=1", "train", "adder", *STEPS, *extra],
+                         capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    (run,) = (home / "runs" / "adder").iterdir()
+    return run
+
+
+def curve(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def adapter(home: Path) -> tuple[dict, dict]:
+    (version,) = [d for d in (home / "adapters" / "adder").iterdir() if d.name.startswith("v")]
+    return load_file(str(version / "adapter_model.safetensors")), json.loads((version / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, plugin_path):
+    home = tmp_path_factory.mktemp("one")
+    return home, train(home, plugin_path)
+
+
+@pytest.mark.parametrize("engine", ["ddp", "fsdp"])
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, plugin_path, one_process, engine):
+    home = tmp_path / "home"
+    run = train(home, plugin_path, "--nproc", "2", *(["--fsdp"] if engine == "fsdp" else []))
+    single_home, single_run = one_process
+    two, one = curve(run), curve(single_run)
+    assert [r["step"] for r in two] == [1, 2, 3, 4]
+    assert [r["loss"] for r in two] == pytest.approx([r["loss"] for r in one], abs=2e-4)
+    assert [r.get("val_loss") for r in two] == pytest.approx([r.get("val_loss") for r in one], abs=2e-4)
+    weights, manifest = adapter(home)
+    single, _ = adapter(single_home)
+    assert weights.keys() == single.keys()
+    for key in weights:
+        torch.testing.assert_close(weights[key], single[key], atol=2e-4, rtol=1e-3)
+    assert manifest["metrics"]["processes"] == 2
+    if engine == "ddp":  # every rank held a full copy: they ended bit-identical
+        assert manifest["metrics"]["rank_weight_max_difference"] == 0.0
+    # the checkpoint has one process's layout, and every rank's RNG state
+    state = json.loads((run / "checkpoints" / "step-2" / "state.json").read_text())
+    assert len(state["rng"]["torch_ranks"]) == 2 and state["micro"] == 4
+
+
+def test_ctrl_c_stops_every_rank_at_one_step_and_resume_finishes_the_curve(tmp_path, plugin_path):
+    import signal
+    import time
+
+    steps = [*STEPS[STEPS.index("--batch-size"):]]
+    steps[steps.index("--save-every") + 1] = "5"
+    long = ["--max-steps", "30", *steps]
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AETH_") and k != "WORLD_SIZE"}
+    env.update(AETH_HOME=str(home), PYTHONPATH=os.pathsep.join([str(plugin_path), env.get("PYTHONPATH", "")]),
+               AETH_LOAD_PLUGINS="adder")
+    command = [AETH, "-o", "model.dtype=float32", "-o", "model.threads=1", "train", "adder", *long]
+    # a terminal's Ctrl-C reaches the whole foreground process group: launcher, torchrun and both workers
+    proc = subprocess.Popen([*command, "--nproc", "2", "--fsdp"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    metrics = None
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = list(home.glob("runs/adder/*/metrics.jsonl"))
+        if found and len(found[0].read_text().splitlines()) >= 3:
+            metrics = found[0]
+            break
+        time.sleep(0.05)
+    assert metrics is not None, proc.communicate()[0]
+    os.killpg(proc.pid, signal.SIGINT)
+    output = proc.communicate(timeout=300)[0]
+    assert "checkpoint saved" in output, output
+    stopped = len(metrics.read_text().splitlines())
+    assert 3 <= stopped < 30
+    run = metrics.parent
+    assert (run / "checkpoints" / f"step-{stopped}" / "state.json").is_file()  # saved where every rank stopped
+    out = subprocess.run([AETH, "-o", "model.dtype=float32", "-o", "model.threads=1", "train", "adder", "--resume"],
+                         capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    resumed = curve(run)
+    assert [r["step"] for r in resumed] == list(range(1, 31))
+    reference = train(tmp_path / "reference", plugin_path, "--max-steps", "30")  # one process, never interrupted
+    assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in curve(reference)], abs=5e-4)
