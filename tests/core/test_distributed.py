@@ -74,10 +74,18 @@ def one_process(tmp_path_factory, plugin_path):
     return home, train(home, plugin_path)
 
 
-@pytest.mark.parametrize("engine", ["ddp", "fsdp"])
+ENGINES = {"ddp": [], "fsdp": ["--fsdp"], "deepspeed": ["--deepspeed", "zero2"]}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, plugin_path, one_process, engine):
     home = tmp_path / "home"
-    run = train(home, plugin_path, "--nproc", "2", *(["--fsdp"] if engine == "fsdp" else []))
+    extra = list(ENGINES[engine])
+    if engine == "deepspeed":  # ZeRO-2 (optimizer state and gradients partitioned) with aeth's AdamW
+        config = tmp_path / "zero2.json"
+        config.write_text(json.dumps({"zero_optimization": {"stage": 2}, "train_batch_size": "auto"}))
+        extra[-1] = str(config)
+    run = train(home, plugin_path, "--nproc", "2", *extra)
     single_home, single_run = one_process
     two, one = curve(run), curve(single_run)
     assert [r["step"] for r in two] == [1, 2, 3, 4]

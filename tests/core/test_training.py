@@ -234,3 +234,57 @@ def test_plan_file_flags_override_it_and_every_run_writes_its_own(aeth_home, reg
     plan.write_text(yaml.safe_dump({"max_step": 3}))
     bad = runner.invoke(cli, ["train", "adder", "--plan", str(plan)])
     assert bad.exit_code == 1 and "unknown key 'max_step'" in bad.output
+
+
+def test_metrics_reach_tensorboard(tiny_model_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run(tiny_model_dir, tmp_path / "run", max_steps=4, report="tensorboard")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4]
+    assert [round(e.value, 5) for e in events.Scalars("loss")] == pytest.approx(losses(tmp_path / "run"), abs=1e-5)
+    assert [e.step for e in events.Scalars("val_loss")] == [4]
+
+
+def test_metrics_reach_mlflow_and_a_resumed_run_continues_its_mlflow_run(tiny_model_dir, tmp_path, aeth_home, monkeypatch):
+    import mlflow
+
+    import aeth.training.loop as loop
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    real, calls = loop._loss, {"n": 0}
+
+    def interrupting(*args):
+        calls["n"] += 1
+        if calls["n"] == 7:  # in step 5 (after the first validation pass)
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(loop, "_loss", interrupting)
+    assert run(tiny_model_dir, tmp_path / "run", max_steps=6, report="mlflow").interrupted
+    monkeypatch.setattr(loop, "_loss", real)
+    assert run(tiny_model_dir, tmp_path / "run", max_steps=6, report="mlflow", resume=True).steps == 6
+    run_id = (tmp_path / "run" / "mlflow_run_id").read_text()
+    mlflow.set_tracking_uri((aeth_home / "mlruns").as_uri())  # aeth's default store, under $AETH_HOME
+    (experiment,) = [e for e in mlflow.search_experiments() if e.name == "aeth-adder"]
+    assert [r.info.run_id for r in mlflow.search_runs([experiment.experiment_id], output_format="list")] == [run_id]
+    history = mlflow.tracking.MlflowClient().get_metric_history(run_id, "loss")
+    assert sorted(m.step for m in history) == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_missing_tracker_is_refused_before_any_work(monkeypatch):
+    import importlib.util
+
+    from aeth.errors import AethError
+    from aeth.training import report
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a))
+    with pytest.raises(AethError, match="pip install mlflow"):
+        report.check("mlflow")
+
+
+def test_eight_bit_adamw_trains(tiny_model_dir, tmp_path):
+    result = run(tiny_model_dir, tmp_path / "run", max_steps=12, optimizer="adamw8bit")
+    assert result.val_loss < result.first_val_loss

@@ -31,9 +31,9 @@ from aeth.cli.root import active_config, cli
                    "global batch, split evenly, so results match one process.")
 @click.option("--fsdp", is_flag=True, help="With --nproc: shard weights, gradients and optimizer state with FSDP2 "
                                            "(fully_shard) instead of replicating them (DDP).")
-@click.option("--deepspeed", "deepspeed_config", type=click.Path(exists=True, dir_okay=False), metavar="CONFIG",
-              help="With --nproc: train through DeepSpeed with this JSON config (e.g. ZeRO-2 with CPU optimizer "
-                   "offload: aeth train --deepspeed-example).")
+@click.option("--deepspeed", "deepspeed_config", metavar="CONFIG",
+              help="With --nproc: train through DeepSpeed with this JSON config; 'auto' values are filled from the "
+                   "plan. 'zero2-offload' is aeth's ZeRO-2 example with CPU optimizer offload (see docs/training.md).")
 @click.option("--gate-limit", type=click.IntRange(1), default=20, show_default=True,
               help="Eval cases the promotion gate runs on the new version and on the active one.")
 @click.option("--no-gate", is_flag=True, help="Only store the new version; judge and activate it later.")
@@ -76,6 +76,8 @@ def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size
         raise AethError("--fsdp and --deepspeed shard over several processes; add --nproc N (N >= 2)")
     if fsdp and deepspeed_config:
         raise AethError("choose one engine: --fsdp or --deepspeed")
+    if deepspeed_config:
+        deepspeed_config = _deepspeed_config_path(deepspeed_config)
     cfg = active_config(ctx)
     app = Aeth(cfg)
     spec = app.specialist(specialist)
@@ -125,11 +127,12 @@ def _plan(ctx, spec, cfg, resume, flags):
     """A new run's plan (written as plan.yaml), or the saved plan of the run ``resume`` names."""
     import json
 
-    from aeth.training.loop import TrainPlan
+    from aeth.training.loop import TrainPlan, write_plan
 
     if not resume:
         plan = TrainPlan(**flags, run_dir=cfg.home / "runs" / spec.name / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
         _write_plan_yaml(ctx, spec.name, plan)
+        write_plan(plan)  # resumable from the first moment, even if killed before the model loads
         return plan
     run_dir = _resume_dir(spec, cfg, resume)
     saved = json.loads((run_dir / "plan.json").read_text())
@@ -140,8 +143,23 @@ def _plan(ctx, spec, cfg, resume, flags):
     return TrainPlan(**saved, run_dir=run_dir)
 
 
+def _deepspeed_config_path(value: str) -> str:
+    """A DeepSpeed config file, or the path of aeth's example ``zero2-offload``."""
+    from pathlib import Path
+
+    from aeth.errors import AethError
+
+    if value == "zero2-offload":
+        return str(Path(__file__).parent.parent / "training" / "zero2_offload.json")
+    if not Path(value).is_file():
+        raise AethError(f"--deepspeed {value}: no such file (give a DeepSpeed JSON config, or zero2-offload)")
+    return str(Path(value).resolve())
+
+
 def _resume_dir(spec, cfg, resume: str):
     """The run directory ``--resume`` names: the latest run of ``spec``, or the one whose name starts so."""
+    import json
+
     from aeth.errors import AethError
 
     runs = cfg.home / "runs" / spec.name
@@ -150,6 +168,12 @@ def _resume_dir(spec, cfg, resume: str):
     if len(chosen) != 1:
         raise AethError(f"no run of {spec.name!r} matches {resume!r} to resume (runs: "
                         f"{', '.join(d.name for d in candidates) or 'none'})")
+    from aeth.training.loop import FINISHED
+
+    if (chosen[0] / FINISHED).is_file():
+        done = json.loads((chosen[0] / FINISHED).read_text())
+        raise AethError(f"run {chosen[0].name} of {spec.name!r} already finished ({done['steps']} steps, adapter "
+                        f"{done['version']}); start a new run with: aeth train {spec.name}")
     return chosen[0]
 
 

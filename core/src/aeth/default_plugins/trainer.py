@@ -18,6 +18,13 @@ def train(specialist, plan):
 
     cfg = runtime.config()
     dist = distributed.setup()
+    if dist.device == "cpu":
+        import os
+
+        import torch
+
+        if not torch.cuda.is_available():  # what DeepSpeed would pick, minus the warning it prints on stdout
+            os.environ.setdefault("DS_ACCELERATOR", "cpu")
     data = training_records(specialist, cfg.home)
     path = resolve_model(plan.base_model, cfg)
     device = dist.device if dist.active else cfg.get("model.device", "auto")  # one GPU per rank

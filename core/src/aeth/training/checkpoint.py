@@ -13,6 +13,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from aeth.atomic import fsync_dir, fsync_tree
 
@@ -40,14 +41,30 @@ def latest(run_dir: Path) -> Path | None:
 
 
 def _optimizer_tensors(state: dict) -> tuple[dict, dict]:
+    """Optimizer state split into tensors and JSON scalars, keyed ``index.key`` (nested dicts, such
+    as bitsandbytes' 8-bit quantization state, as ``index.key.subkey``)."""
     tensors, scalars = {}, {}
-    for index, entries in state["state"].items():
+
+    def walk(prefix: str, entries: dict) -> None:
         for key, value in entries.items():
-            if hasattr(value, "shape"):
-                tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
+            name = f"{prefix}.{key}"
+            if isinstance(value, dict):
+                walk(name, value)
+            elif hasattr(value, "shape"):
+                tensors[name] = value.detach().cpu().contiguous()
             else:
-                scalars[f"{index}.{key}"] = value
+                scalars[name] = value
+
+    for index, entries in state["state"].items():
+        walk(str(index), entries)
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _nest(target: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
 
 
 def save(run_dir: Path, step: int, trainable: dict, optimizer_state: dict, state: dict, keep: int = 3,
@@ -99,12 +116,9 @@ def read(path: Path, rank: int = 0) -> tuple[dict, dict, dict]:
     tensors = load_file(str(Path(path) / "optimizer.safetensors"))
     meta = state["optimizer"]
     per_param: dict[int, dict] = {}
-    for key, value in tensors.items():
+    for key, value in [*tensors.items(), *meta["scalars"].items()]:
         index, name = key.split(".", 1)
-        per_param.setdefault(int(index), {})[name] = value
-    for key, value in meta["scalars"].items():
-        index, name = key.split(".", 1)
-        per_param.setdefault(int(index), {})[name] = value
+        _nest(per_param.setdefault(int(index), {}), name, value)
     ranks = state["rng"].get("torch_ranks") or [state["rng"]["torch"]]
     torch.set_rng_state(torch.tensor(ranks[rank] if rank < len(ranks) else ranks[0], dtype=torch.uint8))
     return state, weights, {"state": per_param, "param_groups": meta["param_groups"]}

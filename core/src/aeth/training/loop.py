@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -24,6 +25,9 @@ from aeth.training import checkpoint, distributed
 from aeth.training.data import IGNORE, collate, encode_records
 from aeth.training.distributed import Dist
 from aeth.training.report import Reporter
+
+#: written into a run's directory when it ends with an adapter version
+FINISHED = "finished.json"
 
 
 @dataclass
@@ -170,10 +174,18 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
     targets = [m for m in spec.target_modules if m in present] or list(spec.target_modules)
     model = get_peft_model(model, LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
                                              target_modules=targets, task_type="CAUSAL_LM"))
-    model = distributed.wrap(model, dist, plan.fsdp)
+    if plan.deepspeed:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        config = distributed.deepspeed_config(plan.deepspeed, plan.batch_size, plan.grad_accum, dist.world, plan.lr)
+        model, optimizer = distributed.deepspeed_engine(model, trainable, config,
+                                                        lambda params: make_optimizer(plan.optimizer, params, plan.lr))
+    else:
+        model = distributed.wrap(model, dist, plan.fsdp)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = make_optimizer(plan.optimizer, trainable, plan.lr)
+    engine = distributed.is_deepspeed(model)  # it accumulates, clips and steps itself
+    ddp = type(model).__name__ == "DistributedDataParallel"
     model.train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(plan.optimizer, trainable, plan.lr)
     per_step = plan.batch_size * plan.grad_accum
     total = plan.max_steps or max(1, math.ceil(len(train_set) / per_step * plan.epochs))
     run_dir = Path(plan.run_dir)
@@ -185,9 +197,11 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
         checkpoint.check_fits(resumed, weights, {n for n, p in distributed.unwrap(model).named_parameters() if p.requires_grad})
         distributed.load_full_state(model, optimizer, weights, optim, plan.fsdp)
         step, micro, first_val = state["step"], state["micro"], state.get("first_val_loss")
+        if dist.main:
+            print(f"resuming from step {step} ({resumed.name}); {max(0, total - step)} steps to go", file=sys.stderr)
     else:
         if dist.main:
-            write_text(run_dir / "plan.json", json.dumps({**asdict(plan), "run_dir": str(run_dir)}, indent=2))
+            write_plan(plan)
         first_val = _validation_loss(model, val_set, pad_id, plan.batch_size, dist)
 
     def save(state: dict, rng: Any = None) -> None:  # a collective under FSDP: every rank calls it
@@ -197,12 +211,21 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
             checkpoint.save(run_dir, step, weights, optim, state, plan.keep, ranks)
         dist.barrier()
 
+    if dist.main:
+        _truncate_metrics(run_dir / "metrics.jsonl", step)  # steps after the checkpoint are redone, not repeated
     metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.main else None
     reporter = Reporter(plan.report, run_dir, specialist.name) if dist.main else None
     batches = _batches(len(train_set), plan, micro)
     started, tokens_seen, loss_value, val_loss = time.perf_counter(), 0, float("nan"), first_val
     bar = _Bar(progress and dist.main, total, step)
-    micro_at_start, rng_at_start = micro, torch.get_rng_state()
+    micro_at_start, rng_at_start, pending = micro, torch.get_rng_state(), None
+
+    def log(record: dict) -> None:
+        if dist.main:
+            metrics.write(json.dumps(record) + "\n")
+            metrics.flush()
+            reporter.log(record)
+
     dist.watch_signals()
     try:
         while step < total:
@@ -211,7 +234,8 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
                 raise KeyboardInterrupt
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, plan)
-            optimizer.zero_grad(set_to_none=True)
+            if not engine:
+                optimizer.zero_grad(set_to_none=True)
             step_batches = []
             for _ in range(plan.grad_accum):
                 micro, indices = next(batches)
@@ -219,31 +243,38 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
             items = sum(_learned(e) for examples in step_batches for e in examples)
             loss_sum = 0.0
             for k, examples in enumerate(step_batches):
-                sync = k == len(step_batches) - 1 or not hasattr(model, "no_sync")  # DDP: all-reduce once a step
-                with nullcontext() if sync else model.no_sync():
-                    # DDP and FSDP average gradients over ranks; each rank's share of the sum is wanted
+                last = k == len(step_batches) - 1
+                with model.no_sync() if ddp and not last else nullcontext():  # DDP: all-reduce once a step
+                    # DDP, FSDP and DeepSpeed average gradients over ranks; each rank's share of the sum is wanted
                     loss = _loss(model, dist.shard(examples), pad_id, items) * dist.world
-                    loss.backward()
+                    if engine:
+                        model.backward(loss, scale_wrt_gas=False)
+                        model.step()  # an optimizer step only at the accumulation boundary
+                    else:
+                        loss.backward()
                 loss_sum += loss.detach().item() / dist.world
                 tokens_seen += sum(len(e.input_ids) for e in examples)
             micro += 1
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
+            if not engine:
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
             step += 1
+            micro_at_start, rng_at_start = micro, torch.get_rng_state()  # done: an interrupt from here on keeps it
             loss_value = dist.sum(loss_sum)[0]
-            record = {"step": step, "loss": round(loss_value, 5), "lr": optimizer.param_groups[0]["lr"],
-                      "tokens_per_s": round(tokens_seen / max(1e-9, time.perf_counter() - started), 1)}
+            record = pending = {"step": step, "loss": round(loss_value, 5), "lr": optimizer.param_groups[0]["lr"],
+                                "tokens_per_s": round(tokens_seen / max(1e-9, time.perf_counter() - started), 1)}
             if step % plan.eval_every == 0 or step == total:
                 val_loss = _validation_loss(model, val_set, pad_id, plan.batch_size, dist)
                 record["val_loss"] = val_loss
-            if dist.main:
-                metrics.write(json.dumps(record) + "\n")
-                metrics.flush()
-                reporter.log(record)
+            log(record)
+            pending = None
             bar.update(step, loss_value, record["tokens_per_s"])
             if step % plan.save_every == 0 and step < total:
                 save({"micro": micro, "first_val_loss": first_val, "loss": loss_value})
     except KeyboardInterrupt:  # the step in flight is dropped whole: resuming redoes it from its start
+        if pending is not None:  # interrupted in the validation after a finished step: that step counts
+            pending.pop("val_loss", None)
+            log(pending)
         save({"micro": micro_at_start, "first_val_loss": first_val, "loss": loss_value},
              None if dist.active else rng_at_start)
         return TrainResult(step, loss_value, val_loss, first_val, None, True, run_dir)
@@ -267,8 +298,31 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
                             "trainable_parameters": sum(v.numel() for v in weights.values()),
                             "processes": dist.world, "rank_weight_max_difference": rank_diff},
                 "run": str(run_dir)})
+    if dist.main:  # --resume refuses a finished run instead of training it again
+        write_text(run_dir / FINISHED, json.dumps({"steps": step, "version": version.version if version else None}))
     dist.barrier()
     return TrainResult(step, loss_value, val_loss, first_val, version, False, run_dir)
+
+
+def write_plan(plan: TrainPlan) -> None:
+    """``<run>/plan.json``: what ``--resume`` reads back (written atomically before anything else)."""
+    write_text(Path(plan.run_dir) / "plan.json", json.dumps({**asdict(plan), "run_dir": str(plan.run_dir)}, indent=2))
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Keep the records of steps up to ``step`` (a resumed run redoes the later ones)."""
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):  # a line torn by a kill mid-write
+            continue
+    if len(kept) != len(lines):
+        write_text(path, "".join(kept))
 
 
 class _Bar:

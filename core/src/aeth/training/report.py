@@ -2,9 +2,10 @@
 
 metrics.jsonl in the run directory is always written; a reporter only mirrors each step's record
 (loss, learning rate, tokens/s, validation loss) to a tracker. TensorBoard event files go to
-``<run>/tensorboard`` (``tensorboard --logdir $AETH_HOME/runs``); MLflow logs to whatever
-``MLFLOW_TRACKING_URI`` names (by default ``./mlruns``), one MLflow run per aeth run, in an
-experiment named ``aeth-<specialist>``.
+``<run>/tensorboard`` (``tensorboard --logdir $AETH_HOME/runs``); MLflow logs to the server or
+store ``MLFLOW_TRACKING_URI`` names, else to the file store ``$AETH_HOME/mlruns``
+(``mlflow ui --backend-store-uri $AETH_HOME/mlruns``), one MLflow run per aeth run (a resumed run
+continues its own), in an experiment named ``aeth-<specialist>``.
 """
 
 from __future__ import annotations
@@ -40,8 +41,15 @@ class Reporter:
 
             self._writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
         elif target == "mlflow":
+            import os
+
             import mlflow
 
+            if not os.environ.get("MLFLOW_TRACKING_URI"):  # MLflow's own default, ./mlruns, moves with the cwd
+                from aeth import runtime
+
+                os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # local files, in maintenance mode upstream
+                mlflow.set_tracking_uri((runtime.config().home / "mlruns").as_uri())
             mlflow.set_experiment(f"aeth-{specialist}")
             self._mlflow = mlflow
             # a resumed aeth run continues its MLflow run rather than starting a second one
