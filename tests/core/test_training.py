@@ -141,6 +141,18 @@ def test_train_command_end_to_end(aeth_home, register_plugin, tiny_model_dir):
     missing = runner.invoke(cli, ["train", "adder", "--resume", "nope"])
     assert missing.exit_code == 1 and "no run of 'adder' matches 'nope'" in missing.output
     assert torch.get_num_threads() >= 1
+    # provenance: base weights and data by content, the version it was trained on top of
+    from aeth.fingerprint import model_hash, records_hash
+
+    first = AdapterStore(aeth_home).get("adder", "v0001").manifest
+    assert first["base_hash"] == model_hash(tiny_model_dir) and first["parent"] is None
+    train_set, val_set = SPEC.recipe.split()
+    assert first["recipe"]["data_hash"] == records_hash([*train_set, *val_set])
+    assert (first["recipe"]["name"], first["recipe"]["version"]) == ("adder-seed", "1")
+    out = runner.invoke(cli, ["-o", "model.dtype=float32", "train", "adder", "--max-steps", "1", "--seq-len", "64", "--no-gate"])
+    assert out.exit_code == 0, out.output
+    second = AdapterStore(aeth_home).get("adder", "v0002").manifest
+    assert second["parent"] == first["version"] and second["base_hash"] == first["base_hash"]
 
 
 # ---- the promotion gate ------------------------------------------------------------------------

@@ -130,7 +130,10 @@ def _plan(ctx, spec, cfg, resume, flags):
     from aeth.training.loop import TrainPlan, write_plan
 
     if not resume:
-        plan = TrainPlan(**flags, run_dir=cfg.home / "runs" / spec.name / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
+        name = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        runs = cfg.home / "runs" / spec.name
+        taken = sum(1 for _ in runs.glob(f"{name}*")) if runs.is_dir() else 0  # two runs in one second
+        plan = TrainPlan(**flags, run_dir=runs / (f"{name}-{taken + 1}" if taken else name))
         _write_plan_yaml(ctx, spec.name, plan)
         write_plan(plan)  # resumable from the first moment, even if killed before the model loads
         return plan

@@ -9,6 +9,7 @@ from aeth.hookspecs import hookimpl
 def train(specialist, plan):
     from aeth import __version__, runtime
     from aeth.datasets import training_records
+    from aeth.fingerprint import model_hash, records_hash
     from aeth.models.adapters import AdapterStore
     from aeth.models.loading import load_model
     from aeth.models.resolve import resolve_model
@@ -37,8 +38,15 @@ def train(specialist, plan):
 
         threads = max(1, min(threads, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))))
     apply_threads(threads)  # as deliberate as for serving
+    store = AdapterStore(cfg.home)
+    parent = store.active(specialist.name)
+    recipe = specialist.recipe
     manifest = {"base_model": plan.base_model, "base_path": str(path), "quantization": loaded.quantization,
-                "dtype": loaded.dtype, "recipe": {"sources": data.sources, "train": len(data.train),
-                                                  "validation": len(data.validation)},
+                "dtype": loaded.dtype,
+                "base_hash": model_hash(path, cfg.home / "cache") if dist.main else None,
+                "recipe": {"name": recipe.name if recipe else None, "version": recipe.version if recipe else None,
+                           "sources": data.sources, "train": len(data.train), "validation": len(data.validation),
+                           "data_hash": records_hash([*data.train, *data.validation])},
+                "parent": parent.version if parent else None,
                 "specialist_version": specialist.version, "aeth_version": __version__}
-    return run(specialist, plan, data.train, data.validation, loaded, AdapterStore(cfg.home), manifest, dist=dist)
+    return run(specialist, plan, data.train, data.validation, loaded, store, manifest, dist=dist)
