@@ -170,3 +170,38 @@ def test_an_adapter_for_another_base_is_not_served(aeth_home, register_plugin, l
     with pytest.warns(AethWarning, match="was trained on 'org/another-model'"):
         response = Aeth().run(Request("hi", specialist="tuned", max_tokens=4))
     assert response.adapter is None
+
+
+def test_switching_adapters_on_one_base_gives_each_adapters_own_logits(aeth_home, lora_dir, tiny_model_dir, tmp_path):
+    """The pool's direct switch (attributes on each LoRA layer) against a fresh plain PEFT model per adapter."""
+    from transformers import AutoModelForCausalLM
+
+    from aeth.config import load_config
+    from aeth.models.pool import ModelPool
+
+    other = tmp_path / "other"  # a second adapter on different modules, so layers differ between them
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = peft.get_peft_model(base, peft.LoraConfig(r=2, lora_alpha=4, target_modules=["k_proj", "down_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.uniform_(-0.5, 0.5)
+    model.save_pretrained(other)
+    store = AdapterStore(aeth_home)
+    first = store.add("coding", lora_dir, {"base_model": str(tiny_model_dir)})
+    second = store.add("writing", other, {"base_model": str(tiny_model_dir)})
+    ids = torch.tensor([[5, 17, 42, 99]])
+
+    def plain(adapter):
+        fresh = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        return fresh(input_ids=ids).logits if adapter is None else peft.PeftModel.from_pretrained(fresh, adapter)(input_ids=ids).logits
+
+    pool = ModelPool(load_config(["model.dtype=float32"]))
+    loaded = pool.get(str(tiny_model_dir), "none")
+    with torch.no_grad():
+        expected = {"coding": plain(lora_dir), "writing": plain(other), None: plain(None)}
+        for who, version in [("coding", first), ("writing", second), (None, None), ("coding", first), (None, None),
+                             ("writing", second)]:
+            served, scope = pool.with_adapter(loaded, who or "general", version)
+            with scope:
+                torch.testing.assert_close(served.model(input_ids=ids).logits, expected[who], msg=f"serving {who}")
