@@ -12,7 +12,7 @@ from aeth.training import checkpoint
 from aeth.training.data import IGNORE, encode_record
 from aeth.training.loop import TrainPlan, lr_at, train
 
-pytest.importorskip("peft")
+peft = pytest.importorskip("peft")
 
 RECORDS = [{"messages": [{"role": "user", "content": f"What is {a} plus {b}?"},
                          {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]}
@@ -300,3 +300,36 @@ def test_a_missing_tracker_is_refused_before_any_work(monkeypatch):
 def test_eight_bit_adamw_trains(tiny_model_dir, tmp_path):
     result = run(tiny_model_dir, tmp_path / "run", max_steps=12, optimizer="adamw8bit")
     assert result.val_loss < result.first_val_loss
+
+
+@pytest.mark.parametrize("dtype, merged_tolerance", [("float32", 1e-5), ("bfloat16", 3e-2)])
+def test_served_adapter_gives_the_training_logits_and_merging_stays_within_tolerance(tiny_model_dir, tmp_path, dtype,
+                                                                                       merged_tolerance):
+    """Served through the pool the adapter gives exactly the logits it had at the end of training;
+    merged into the base weights (PEFT merge_and_unload) it differs by rounding only: within 1e-5 in
+    float32 and 3e-2 in bfloat16, where merging rounds W + BA to bf16's 8-bit mantissa (measured:
+    1.2e-7 and 1.1e-2 in max |logit difference|, against an adapter effect of 0.43)."""
+    from transformers import AutoModelForCausalLM
+
+    from aeth.config import load_config
+    from aeth.models.pool import ModelPool
+
+    loaded = load_model(tiny_model_dir, quantization="none", dtype=dtype, device="cpu")
+    plan = TrainPlan(base_model=str(tiny_model_dir), batch_size=4, seq_len=64, max_steps=10, lr=5e-3, run_dir=tmp_path / "run")
+    train_set, val_set = SPEC.recipe.split()
+    result = train(SPEC, plan, train_set, val_set, loaded, AdapterStore(tmp_path / "home"), {}, progress=False)
+    ids = torch.tensor([[5, 17, 42, 99, 7, 3]])
+    result.model.eval()
+    with torch.no_grad():
+        trained = result.model(input_ids=ids).logits.float()
+        pool = ModelPool(load_config([f"model.dtype={dtype}"]))
+        served_model, scope = pool.with_adapter(pool.get(str(tiny_model_dir), "none"), "adder", result.version)
+        with scope:
+            served = served_model.model(input_ids=ids).logits.float()
+        torch.testing.assert_close(served, trained, atol=1e-6, rtol=0)
+        base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=getattr(torch, dtype))
+        merged = peft.PeftModel.from_pretrained(base, str(result.version.path)).merge_and_unload()
+        difference = (merged(input_ids=ids).logits.float() - trained).abs().max().item()
+        bare = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=getattr(torch, dtype))(input_ids=ids).logits.float()
+    assert difference <= merged_tolerance
+    assert (bare - trained).abs().max().item() > 10 * merged_tolerance  # the adapter's effect dwarfs merge rounding

@@ -67,6 +67,8 @@ class TrainResult:
     version: Any = None
     interrupted: bool = False
     run_dir: Path | None = None
+    #: the trained PEFT model as the run left it (one process; under FSDP or DeepSpeed, None)
+    model: Any = field(default=None, repr=False)
 
 
 def lr_at(step: int, total: int, plan: TrainPlan) -> float:
@@ -301,7 +303,8 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
     if dist.main:  # --resume refuses a finished run instead of training it again
         write_text(run_dir / FINISHED, json.dumps({"steps": step, "version": version.version if version else None}))
     dist.barrier()
-    return TrainResult(step, loss_value, val_loss, first_val, version, False, run_dir)
+    trained = None if plan.fsdp or engine else distributed.unwrap(model)
+    return TrainResult(step, loss_value, val_loss, first_val, version, False, run_dir, trained)
 
 
 def write_plan(plan: TrainPlan) -> None:
