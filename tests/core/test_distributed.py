@@ -2,7 +2,7 @@
 
 The runs are real: the ``aeth`` command relaunches itself under torchrun, two worker processes
 train the tiny model, and rank 0 stores the adapter. A plugin with a small specialist is made
-visible to every process the way pip would, as a ``*.dist-info`` with an entry point on PYTHONPATH.
+visible to every process the way pip would (``aeth.testing.install_plugin_source``).
 """
 
 import json
@@ -17,16 +17,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from aeth.testing import install_plugin_source
+
 AETH = shutil.which("aeth") or str(Path(sys.executable).with_name("aeth"))
 STEPS = ["--max-steps", "4", "--batch-size", "4", "--grad-accum", "2", "--seq-len", "64", "--lr", "5e-3",
          "--seed", "1", "--eval-every", "2", "--save-every", "2", "--no-gate"]
 
 
 @pytest.fixture(scope="module")
-def plugin_path(tmp_path_factory, tiny_model_dir):
-    """A directory that, on PYTHONPATH, installs plugin ``adder`` (specialist ``adder`` on the tiny model)."""
-    root = tmp_path_factory.mktemp("adder-plugin")
-    (root / "adder_plugin.py").write_text(textwrap.dedent(f'''
+def plugin_env(tmp_path_factory, tiny_model_dir):
+    """What a subprocess needs to load plugin ``adder`` (specialist ``adder`` on the tiny model)."""
+    return install_plugin_source(tmp_path_factory.mktemp("adder-plugin"), "adder", textwrap.dedent(f'''
         from aeth import AdapterSpec, DatasetRecipe, Specialist, hookimpl
 
         RECORDS = [{{"messages": [{{"role": "user", "content": f"What is {{a}} plus {{b}}?"}},
@@ -40,20 +41,17 @@ def plugin_path(tmp_path_factory, tiny_model_dir):
                                 adapter=AdapterSpec(r=4, alpha=8, dropout=0.0),
                                 recipe=DatasetRecipe("adder-seed", "1", lambda: RECORDS)))
     '''))
-    info = root / "aeth_adder_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: aeth-adder-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[aeth]\nadder = adder_plugin\n")
-    return root
 
 
-def train(home: Path, plugin_path: Path, *extra: str) -> Path:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AETH_")}
-    env.update(AETH_HOME=str(home), PYTHONPATH=os.pathsep.join([str(plugin_path), env.get("PYTHONPATH", "")]),
-               AETH_LOAD_PLUGINS="adder")
-    env.pop("WORLD_SIZE", None)
+def environment(home: Path, plugin_env: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AETH_") and k != "WORLD_SIZE"}
+    return {**env, **plugin_env, "AETH_HOME": str(home)}
+
+
+def train(home: Path, plugin_env: dict, *extra: str) -> Path:
     out = subprocess.run([AETH, "-o", "model.dtype=float32", "-o", "model.threads=1", "train", "adder", *STEPS, *extra],
-                         capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=600)
+                         capture_output=True, text=True, env=environment(home, plugin_env), stdin=subprocess.DEVNULL,
+                         timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     (run,) = (home / "runs" / "adder").iterdir()
     return run
@@ -69,23 +67,23 @@ def adapter(home: Path) -> tuple[dict, dict]:
 
 
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory, plugin_path):
+def one_process(tmp_path_factory, plugin_env):
     home = tmp_path_factory.mktemp("one")
-    return home, train(home, plugin_path)
+    return home, train(home, plugin_env)
 
 
 ENGINES = {"ddp": [], "fsdp": ["--fsdp"], "deepspeed": ["--deepspeed", "zero2"]}
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, plugin_path, one_process, engine):
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, plugin_env, one_process, engine):
     home = tmp_path / "home"
     extra = list(ENGINES[engine])
     if engine == "deepspeed":  # ZeRO-2 (optimizer state and gradients partitioned) with aeth's AdamW
         config = tmp_path / "zero2.json"
         config.write_text(json.dumps({"zero_optimization": {"stage": 2}, "train_batch_size": "auto"}))
         extra[-1] = str(config)
-    run = train(home, plugin_path, "--nproc", "2", *extra)
+    run = train(home, plugin_env, "--nproc", "2", *extra)
     single_home, single_run = one_process
     two, one = curve(run), curve(single_run)
     assert [r["step"] for r in two] == [1, 2, 3, 4]
@@ -104,7 +102,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path, pl
     assert len(state["rng"]["torch_ranks"]) == 2 and state["micro"] == 4
 
 
-def test_ctrl_c_stops_every_rank_at_one_step_and_resume_finishes_the_curve(tmp_path, plugin_path):
+def test_ctrl_c_stops_every_rank_at_one_step_and_resume_finishes_the_curve(tmp_path, plugin_env):
     import signal
     import time
 
@@ -112,9 +110,7 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_resume_finishes_the_curve(tmp_p
     steps[steps.index("--save-every") + 1] = "5"
     long = ["--max-steps", "30", *steps]
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AETH_") and k != "WORLD_SIZE"}
-    env.update(AETH_HOME=str(home), PYTHONPATH=os.pathsep.join([str(plugin_path), env.get("PYTHONPATH", "")]),
-               AETH_LOAD_PLUGINS="adder")
+    env = environment(home, plugin_env)
     command = [AETH, "-o", "model.dtype=float32", "-o", "model.threads=1", "train", "adder", *long]
     # a terminal's Ctrl-C reaches the whole foreground process group: launcher, torchrun and both workers
     proc = subprocess.Popen([*command, "--nproc", "2", "--fsdp"], env=env, stdin=subprocess.DEVNULL,
@@ -140,5 +136,5 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_resume_finishes_the_curve(tmp_p
     assert out.returncode == 0, out.stdout + out.stderr
     resumed = curve(run)
     assert [r["step"] for r in resumed] == list(range(1, 31))
-    reference = train(tmp_path / "reference", plugin_path, "--max-steps", "30")  # one process, never interrupted
+    reference = train(tmp_path / "reference", plugin_env, "--max-steps", "30")  # one process, never interrupted
     assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in curve(reference)], abs=5e-4)

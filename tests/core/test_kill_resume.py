@@ -35,13 +35,9 @@ def env(aeth_home, tmp_path, monkeypatch):
     """The environment of an ``aeth`` subprocess that finds the ``killtest`` plugin as if installed."""
     import os
 
-    (tmp_path / "killtest_plugin.py").write_text(PLUGIN)
-    info = tmp_path / "killtest_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: killtest-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[aeth]\nkilltest = killtest_plugin\n")
-    return {**os.environ, "AETH_LOAD_PLUGINS": "killtest", "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
+    from aeth.testing import install_plugin_source
+
+    return {**os.environ, **install_plugin_source(tmp_path, "killtest", PLUGIN), "OMP_NUM_THREADS": "1"}
 
 
 def aeth_train(env, *args):

@@ -126,6 +126,9 @@ def build_tiny_model(directory: Path, *, seed: int = 0) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging as hf_logging
 
+    from aeth.training.distributed import quiet_deepspeed
+
+    quiet_deepspeed()
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tokenizer = _train_tokenizer()
@@ -154,6 +157,24 @@ def build_tiny_model(directory: Path, *, seed: int = 0) -> Path:
             hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def install_plugin_source(directory: Path, name: str, source: str) -> dict[str, str]:
+    """Install plugin ``name`` for child processes without pip: its module (``source``, with
+    ``@hookimpl`` functions) and a ``*.dist-info`` declaring its ``aeth`` entry point, both in
+    ``directory``. Returns the environment variables a subprocess needs to load it (and only it, with
+    the defaults): ``PYTHONPATH`` with ``directory`` first, and ``AETH_LOAD_PLUGINS``.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    module = f"{name.replace('-', '_')}_plugin"
+    (directory / f"{module}.py").write_text(source)
+    info = directory / f"{module}-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[aeth]\n{name} = {module}\n")
+    path = os.pathsep.join(filter(None, [str(directory), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": path, "AETH_LOAD_PLUGINS": name}
 
 
 # ---- fixtures -----------------------------------------------------------------------------

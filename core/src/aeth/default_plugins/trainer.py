@@ -19,13 +19,7 @@ def train(specialist, plan):
 
     cfg = runtime.config()
     dist = distributed.setup()
-    if dist.device == "cpu":
-        import os
-
-        import torch
-
-        if not torch.cuda.is_available():  # what DeepSpeed would pick, minus the warning it prints on stdout
-            os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    distributed.quiet_deepspeed()
     data = training_records(specialist, cfg.home)
     path = resolve_model(plan.base_model, cfg)
     device = dist.device if dist.active else cfg.get("model.device", "auto")  # one GPU per rank

@@ -30,6 +30,16 @@ WORLD_SIZE_ENV = "WORLD_SIZE"
 ARGV_ENV = "AETH_WORKER_ARGV"
 
 
+def quiet_deepspeed() -> None:
+    """Without CUDA, tell DeepSpeed (if installed) its accelerator is the CPU, as it would find
+    anyway: transformers imports it on every ``save_pretrained``, and detecting prints a warning
+    on stdout."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
 def under_torchrun() -> bool:
     """Whether this process is a worker that torchrun (or another launcher setting WORLD_SIZE) started."""
     return int(os.environ.get(WORLD_SIZE_ENV, "1") or 1) > 1

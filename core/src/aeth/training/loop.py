@@ -199,8 +199,6 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
         checkpoint.check_fits(resumed, weights, {n for n, p in distributed.unwrap(model).named_parameters() if p.requires_grad})
         distributed.load_full_state(model, optimizer, weights, optim, plan.fsdp)
         step, micro, first_val = state["step"], state["micro"], state.get("first_val_loss")
-        if dist.main:
-            print(f"resuming from step {step} ({resumed.name}); {max(0, total - step)} steps to go", file=sys.stderr)
     else:
         if dist.main:
             write_plan(plan)
@@ -215,6 +213,9 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
 
     if dist.main:
         _truncate_metrics(run_dir / "metrics.jsonl", step)  # steps after the checkpoint are redone, not repeated
+        if plan.resume:
+            where = resumed.name if resumed is not None else "no checkpoint yet"
+            print(f"resuming from step {step} ({where}); {max(0, total - step)} steps to go", file=sys.stderr, flush=True)
     metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.main else None
     reporter = Reporter(plan.report, run_dir, specialist.name) if dist.main else None
     batches = _batches(len(train_set), plan, micro)
