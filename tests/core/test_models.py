@@ -198,16 +198,22 @@ def test_loading_writes_nothing_to_the_terminal(tiny_dir, capfd):
     assert (out, err) == ("", "")
 
 
-def test_auto_dtype_falls_back_to_fp32_without_bf16(monkeypatch, tiny_dir):
-    monkeypatch.setattr(loading, "bf16_supported", lambda device: False)
+def test_auto_dtype_falls_back_to_fp32_without_native_bf16(monkeypatch, tiny_dir):
+    monkeypatch.setattr(loading, "bf16_native", lambda device: False)
     assert loading.resolve_dtype("auto", "cpu") == "float32"
     loaded = load_model(tiny_dir, dtype="auto", device="cpu")
     assert loaded.dtype == "float32"
     assert next(loaded.model.parameters()).dtype == torch.float32
+    assert loading.resolve_dtype("bfloat16", "cpu") == "bfloat16"  # asked for, and it works (emulated)
 
 
-def test_auto_dtype_is_bf16_when_supported(monkeypatch):
-    monkeypatch.setattr(loading, "bf16_supported", lambda device: True)
+def test_auto_dtype_is_bf16_only_where_the_cpu_has_it_natively():
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert loading.resolve_dtype("auto", "cpu") == ("bfloat16" if native else "float32")
+
+
+def test_auto_dtype_is_bf16_when_native(monkeypatch):
+    monkeypatch.setattr(loading, "bf16_native", lambda device: True)
     assert loading.resolve_dtype("auto", "cpu") == "bfloat16"
     assert loading.resolve_quantization("auto", "cuda") == "nf4"
     assert loading.resolve_quantization("auto", "cpu") == "none"

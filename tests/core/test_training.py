@@ -85,11 +85,11 @@ def test_interrupt_and_resume_match_an_uninterrupted_run(tiny_model_dir, tmp_pat
 
     real, calls = loop._loss, {"n": 0}
 
-    def interrupting(model, examples, pad_id, items):
+    def interrupting(*args):
         calls["n"] += 1
         if calls["n"] == 14:  # mid-way through step 6's second micro-batch (after one validation pass)
             raise KeyboardInterrupt
-        return real(model, examples, pad_id, items)
+        return real(*args)
 
     monkeypatch.setattr(loop, "_loss", interrupting)
     parts = tmp_path / "parts"
@@ -333,3 +333,52 @@ def test_served_adapter_gives_the_training_logits_and_merging_stays_within_toler
         bare = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=getattr(torch, dtype))(input_ids=ids).logits.float()
     assert difference <= merged_tolerance
     assert (bare - trained).abs().max().item() > 10 * merged_tolerance  # the adapter's effect dwarfs merge rounding
+
+
+def test_loss_on_answer_positions_only_equals_transformers_loss_and_gradients(tiny_model_dir, tokenizer):
+    """aeth computes logits only where a next token is learned; the loss and every LoRA gradient
+    must equal transformers' full-logits loss over the same batch."""
+    import aeth.training.loop as loop
+    from aeth.training.data import encode_records
+
+    loaded = load_model(tiny_model_dir, quantization="none", dtype="float32", device="cpu")
+    model = peft.get_peft_model(loaded.model, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.uniform_(-0.1, 0.1)
+    assert loop.takes_logits_to_keep(model)
+    examples = encode_records(tokenizer, RECORDS[:3], "Be brief.", 64)
+    items = 2 * sum(loop._learned(e) for e in examples)  # as if the step had another micro-batch
+    results = []
+    for sparse in (True, False):
+        model.zero_grad()
+        loss = loop._loss(model, examples, tokenizer.pad_token_id, items, sparse)
+        loss.backward()
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}))
+    (sparse_loss, sparse_grads), (full_loss, full_grads) = results
+    assert sparse_loss == pytest.approx(full_loss, rel=1e-6) and full_loss > 0
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(sparse_grads[name], grad, atol=1e-7, rtol=1e-5)
+
+
+def test_qlora_train_eval_train_keeps_gradients_flowing_into_the_adapter(tiny_model_dir, tmp_path):
+    """NF4 QLoRA with a validation pass after every step (no-grad forwards, the DESIGN.md §5 repack
+    trap) must train exactly as without them, and every LoRA matrix must have moved."""
+    from safetensors.torch import load_file
+
+    def qlora(run_dir, eval_every):
+        loaded = load_model(tiny_model_dir, quantization="nf4", dtype="bfloat16", device="cpu")
+        plan = TrainPlan(base_model=str(tiny_model_dir), batch_size=4, seq_len=64, max_steps=4, lr=5e-3, seed=1,
+                         eval_every=eval_every, run_dir=run_dir)
+        train_set, val_set = SPEC.recipe.split()
+        return train(SPEC, plan, train_set, val_set, loaded, AdapterStore(tmp_path / "home"), {}, progress=False)
+
+    with_evals = qlora(tmp_path / "evals", eval_every=1)
+    without = qlora(tmp_path / "plain", eval_every=1000)
+    assert losses(tmp_path / "evals") == pytest.approx(losses(tmp_path / "plain"), abs=1e-6)
+    trained = load_file(str(with_evals.version.path / "adapter_model.safetensors"))
+    torch.testing.assert_close(trained, load_file(str(without.version.path / "adapter_model.safetensors")))
+    lora_b = {k: v for k, v in trained.items() if "lora_B" in k}
+    assert lora_b and all(v.abs().sum() > 0 for v in lora_b.values())  # B starts at zero: every one was updated
+    assert {type(m).__name__ for m in with_evals.model.modules()} >= {"Linear4bit"}

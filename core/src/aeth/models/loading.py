@@ -60,12 +60,17 @@ def resolve_quantization(quantization: str, device: str) -> str:
 
 
 def resolve_dtype(dtype: str, device: str) -> str:
-    """The compute dtype name: ``auto`` = bfloat16 where ``device`` supports it, else float32.
+    """The compute dtype name: ``auto`` = bfloat16 where ``device`` runs it natively, else float32.
 
-    An explicit bfloat16 on a device without it also falls back to float32 (with a warning).
+    CPUs without AVX512-BF16 or AMX still compute in bfloat16, but emulated: on the 2-core
+    reference Xeon (AVX-512, no BF16) a bf16 matmul runs at 30 GFLOP/s against 152 in float32, so
+    LoRA training is 3.2x and decoding ~1.2x faster in float32 (bench/bench_train.py). An explicit
+    bfloat16 is honoured wherever it works, and falls back to float32 (with a warning) elsewhere.
     """
     _check_choice("dtype", dtype, DTYPES)
-    if dtype in ("auto", "bfloat16"):
+    if dtype == "auto":
+        return "bfloat16" if bf16_native(device) else "float32"
+    if dtype == "bfloat16":
         if bf16_supported(device):
             return "bfloat16"
         if dtype == "bfloat16":
@@ -74,6 +79,17 @@ def resolve_dtype(dtype: str, device: str) -> str:
             warn(f"bfloat16 does not work on this {device}; using float32 instead")
         return "float32"
     return dtype
+
+
+@functools.cache
+def bf16_native(device: str) -> bool:
+    """Whether ``device`` computes bfloat16 in hardware (CUDA with bf16, or a CPU with AVX512-BF16 or AMX)."""
+    if device != "cpu":
+        return bf16_supported(device)
+    import torch
+
+    checks = [getattr(torch.cpu, name, lambda: False) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks) and bf16_supported(device)
 
 
 @functools.cache

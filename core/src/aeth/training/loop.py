@@ -99,15 +99,45 @@ def _learned(example: Any) -> int:
     return sum(label != IGNORE for label in example.labels[1:])
 
 
-def _loss(model: Any, examples: list, pad_id: int, items: int) -> Any:
+def _loss(model: Any, examples: list, pad_id: int, items: int, sparse: bool = True) -> Any:
     """Summed token loss of ``examples`` divided by ``items``, the trained tokens of the whole step on
-    all ranks, so micro-batches and ranks add up to one mean over the step's global batch."""
+    all ranks, so micro-batches and ranks add up to one mean over the step's global batch.
+
+    With ``sparse`` (models whose forward takes ``logits_to_keep``), the vocabulary projection and
+    the cross-entropy run only at positions whose next token is learned in some row of the batch:
+    prompt tokens (system, user turns) cost no lm_head and no log-softmax over the vocabulary. The
+    loss is the same sum as transformers' own (fp32 logits, labels shifted by one).
+    """
+    import torch
+
     batch = collate(examples, pad_id)
     device = next(model.parameters()).device
-    return model(**{k: v.to(device) for k, v in batch.items()}, num_items_in_batch=max(1, items)).loss
+    labels = batch.pop("labels").to(device)
+    inputs = {k: v.to(device) for k, v in batch.items()}
+    if not sparse:
+        return model(**inputs, labels=labels, num_items_in_batch=max(1, items)).loss
+    targets = labels[:, 1:]
+    keep = (targets != IGNORE).any(dim=0).nonzero().flatten()
+    if keep.numel() == 0:  # nothing learned here (a rank's padding share): a zero that keeps the graph
+        keep = torch.zeros(1, dtype=torch.long, device=device)
+    logits = model(**inputs, logits_to_keep=keep).logits
+    chosen = targets[:, keep]
+    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), chosen.reshape(-1),
+                                             ignore_index=IGNORE, reduction="sum")
+    return loss / max(1, items)
 
 
-def _validation_loss(model: Any, examples: list, pad_id: int, batch_size: int, dist: Dist) -> float | None:
+def takes_logits_to_keep(model: Any) -> bool:
+    """Whether the causal LM inside ``model`` (PEFT, DDP, FSDP or DeepSpeed wrapped) accepts ``logits_to_keep``."""
+    import inspect
+
+    inner = distributed.unwrap(model)
+    inner = getattr(getattr(inner, "base_model", inner), "model", inner)
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
+def _validation_loss(model: Any, examples: list, pad_id: int, batch_size: int, dist: Dist,
+                     sparse: bool = True) -> float | None:
     """Mean token loss over ``examples``, each rank taking its share of every chunk (a rank whose
     share is empty still runs a forward with weight 0: under FSDP every rank must take part)."""
     import torch
@@ -122,7 +152,7 @@ def _validation_loss(model: Any, examples: list, pad_id: int, batch_size: int, d
             mine, weight = dist.shard(chunk), 1.0
             if not mine:
                 mine, weight = chunk[:1], 0.0
-            total += _loss(model, mine, pad_id, 1).item() * weight
+            total += _loss(model, mine, pad_id, 1, sparse).item() * weight
             tokens += sum(_learned(e) for e in mine) * weight
     model.train()
     total, tokens = dist.sum(total, tokens)
@@ -168,9 +198,12 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
         raise AethError(f"no training record of {specialist.name!r} fits in --seq-len {plan.seq_len} with an answer to learn")
     model = loaded.model
     if loaded.quantization == "nf4":
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+        # peft's prepare_model_for_kbit_training, minus its cast of every other weight to fp32: the
+        # tied embedding / lm_head alone would raise a 135M model's weights from 0.21x to 0.31x of fp32
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
     spec = specialist.adapter
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = [m for m in spec.target_modules if m in present] or list(spec.target_modules)
@@ -186,6 +219,7 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = make_optimizer(plan.optimizer, trainable, plan.lr)
     engine = distributed.is_deepspeed(model)  # it accumulates, clips and steps itself
+    sparse = takes_logits_to_keep(model)
     ddp = type(model).__name__ == "DistributedDataParallel"
     model.train()
     per_step = plan.batch_size * plan.grad_accum
@@ -202,7 +236,7 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
     else:
         if dist.main:
             write_plan(plan)
-        first_val = _validation_loss(model, val_set, pad_id, plan.batch_size, dist)
+        first_val = _validation_loss(model, val_set, pad_id, plan.batch_size, dist, sparse)
 
     def save(state: dict, rng: Any = None) -> None:  # a collective under FSDP: every rank calls it
         weights, optim = distributed.full_state(model, optimizer, plan.fsdp)
@@ -249,7 +283,7 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
                 last = k == len(step_batches) - 1
                 with model.no_sync() if ddp and not last else nullcontext():  # DDP: all-reduce once a step
                     # DDP, FSDP and DeepSpeed average gradients over ranks; each rank's share of the sum is wanted
-                    loss = _loss(model, dist.shard(examples), pad_id, items) * dist.world
+                    loss = _loss(model, dist.shard(examples), pad_id, items, sparse) * dist.world
                     if engine:
                         model.backward(loss, scale_wrt_gas=False)
                         model.step()  # an optimizer step only at the accumulation boundary
@@ -267,7 +301,7 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
             record = pending = {"step": step, "loss": round(loss_value, 5), "lr": optimizer.param_groups[0]["lr"],
                                 "tokens_per_s": round(tokens_seen / max(1e-9, time.perf_counter() - started), 1)}
             if step % plan.eval_every == 0 or step == total:
-                val_loss = _validation_loss(model, val_set, pad_id, plan.batch_size, dist)
+                val_loss = _validation_loss(model, val_set, pad_id, plan.batch_size, dist, sparse)
                 record["val_loss"] = val_loss
             log(record)
             pending = None

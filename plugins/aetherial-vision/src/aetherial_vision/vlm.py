@@ -79,21 +79,15 @@ def load_vlm(ref: str, config: Any) -> LoadedVLM:
 
 
 def choose_dtype(setting: str, device: str) -> str:
-    """The VLM's dtype: ``model.dtype`` when set; under ``auto`` on a CPU, bfloat16 only where the
-    CPU computes it natively (AVX512-BF16 or AMX), else float32.
-
-    aeth's ``auto`` takes bfloat16 wherever it *works*, but without native support it is emulated:
-    a SmolVLM-256M-sized model answering one easy-VQA question (one tile, 8 tokens, one thread)
-    took 7.6 s in bfloat16 and 2.4 s in float32 on this project's 2-core Xeon (AVX-512, no BF16).
+    """The VLM's dtype: ``model.dtype`` when set; under ``auto``, bfloat16 only where the device
+    computes it natively (:func:`aeth.models.loading.resolve_dtype`), else float32: without native
+    support it is emulated, and a SmolVLM-256M-sized model answering one easy-VQA question (one
+    tile, 8 tokens, one thread) took 7.6 s in bfloat16 and 2.4 s in float32 on this project's
+    2-core Xeon (AVX-512, no BF16).
     """
     from aeth.models.loading import resolve_dtype
 
-    if setting != "auto" or device != "cpu":
-        return resolve_dtype(setting, device)
-    import torch
-
-    native = [getattr(torch.cpu, name, lambda: False) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    return "bfloat16" if any(check() for check in native) else "float32"
+    return resolve_dtype(setting, device)
 
 
 def _load(ref: str, config: Any, device: str, dtype: str) -> LoadedVLM:
