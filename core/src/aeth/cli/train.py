@@ -12,7 +12,8 @@ from aeth.cli.root import active_config, cli
 @cli.command()
 @click.argument("specialist")
 @click.option("--base", metavar="MODEL", help="Base model (default: the specialist's).")
-@click.option("--quantization", type=click.Choice(["auto", "nf4", "none"]), help="auto = NF4 on CUDA, LoRA on a plain base on CPU (in model.dtype: auto = bf16 where native, else fp32).")
+@click.option("--quantization", type=click.Choice(["auto", "nf4", "none"]),
+              help="auto = NF4 on CUDA, a plain base on CPU (in model.dtype; auto = bf16 where native, else fp32).")
 @click.option("--epochs", type=click.FloatRange(0, min_open=True), default=1.0, show_default=True)
 @click.option("--max-steps", type=click.IntRange(1), help="Stop after this many optimizer steps (overrides --epochs).")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=2e-4, show_default=True, help="Peak learning rate.")

@@ -159,6 +159,24 @@ def _validation_loss(model: Any, examples: list, pad_id: int, batch_size: int, d
     return total / max(1.0, tokens)
 
 
+def prepare_kbit(model: Any) -> Any:
+    """Ready a 4-bit base for QLoRA: base frozen, gradient checkpointing on, inputs requiring grad.
+
+    peft's ``prepare_model_for_kbit_training`` also casts every weight that is not 4-bit to fp32;
+    the tied embedding / lm_head alone would raise SmolLM2-135M's weights from 0.21x to 0.31x of
+    fp32 (bench/bench_nf4.py), so aeth leaves them in the compute dtype.
+    """
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    options = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x's name for it
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=options)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=options)
+    model.enable_input_require_grads()
+    return model
+
+
 def make_optimizer(name: str, params: list, lr: float) -> Any:
     """AdamW (torch), or bitsandbytes' 8-bit / paged AdamW: 8-bit state takes a quarter of the memory
     of fp32 state, paged state spills to CPU memory instead of failing when the GPU runs out."""
@@ -198,12 +216,7 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
         raise AethError(f"no training record of {specialist.name!r} fits in --seq-len {plan.seq_len} with an answer to learn")
     model = loaded.model
     if loaded.quantization == "nf4":
-        # peft's prepare_model_for_kbit_training, minus its cast of every other weight to fp32: the
-        # tied embedding / lm_head alone would raise a 135M model's weights from 0.21x to 0.31x of fp32
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
+        prepare_kbit(model)
     spec = specialist.adapter
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     targets = [m for m in spec.target_modules if m in present] or list(spec.target_modules)
