@@ -138,3 +138,24 @@ def test_ctrl_c_stops_every_rank_at_one_step_and_resume_finishes_the_curve(tmp_p
     assert [r["step"] for r in resumed] == list(range(1, 31))
     reference = train(tmp_path / "reference", plugin_env, "--max-steps", "30")  # one process, never interrupted
     assert [r["loss"] for r in resumed] == pytest.approx([r["loss"] for r in curve(reference)], abs=5e-4)
+
+
+def test_deepspeed_config_takes_the_plan_and_refuses_a_contradiction(tmp_path):
+    from importlib.resources import files
+
+    from aeth.errors import AethError
+    from aeth.training import deepspeed_engine
+
+    example = files("aeth") / "training" / "zero2_offload.json"
+    filled = deepspeed_engine.config(str(example), batch_size=8, grad_accum=2, world=4, lr=3e-4)
+    assert (filled["train_micro_batch_size_per_gpu"], filled["gradient_accumulation_steps"], filled["train_batch_size"]) == (2, 2, 16)
+    assert filled["gradient_clipping"] == 1.0 and filled["optimizer"]["params"]["lr"] == 3e-4
+    assert filled["zero_optimization"]["stage"] == 2 and filled["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps({"train_micro_batch_size_per_gpu": 8}))
+    with pytest.raises(AethError, match='train_micro_batch_size_per_gpu=8 but aeth.s plan gives 2.*"auto"'):
+        deepspeed_engine.config(str(wrong), batch_size=8, grad_accum=2, world=4, lr=3e-4)
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(AethError, match="cannot read DeepSpeed config"):
+        deepspeed_engine.config(str(broken), batch_size=8, grad_accum=2, world=4, lr=3e-4)

@@ -195,7 +195,7 @@ def unwrap(model: Any) -> Any:
     return getattr(model, "module", model)
 
 
-def full_state(model: Any, optimizer: Any, fsdp: bool) -> tuple[dict, dict]:  # noqa: C901
+def full_state(model: Any, optimizer: Any, fsdp: bool) -> tuple[dict, dict]:
     """(trainable weights by name, optimizer state dict keyed by parameter index), whole tensors on CPU.
 
     Under FSDP this is a collective that gathers the shards (every rank must call it); the
@@ -204,7 +204,9 @@ def full_state(model: Any, optimizer: Any, fsdp: bool) -> tuple[dict, dict]:  # 
     """
     inner = unwrap(model)
     if is_deepspeed(model):
-        return _deepspeed_full_state(model, optimizer)
+        from aeth.training.deepspeed_engine import full_state as deepspeed_full_state
+
+        return deepspeed_full_state(model, optimizer)
     if not fsdp:
         return {n: p.detach() for n, p in inner.named_parameters() if p.requires_grad}, optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
@@ -240,7 +242,9 @@ def load_full_state(model: Any, optimizer: Any, weights: dict, optim: dict, fsdp
 
     inner = unwrap(model)
     if is_deepspeed(model):
-        _deepspeed_load_full_state(model, optimizer, weights, optim)
+        from aeth.training.deepspeed_engine import load_full_state as deepspeed_load_full_state
+
+        deepspeed_load_full_state(model, optimizer, weights, optim)
         return
     if not fsdp:
         named = dict(inner.named_parameters())
@@ -259,99 +263,6 @@ def load_full_state(model: Any, optimizer: Any, weights: dict, optim: dict, fsdp
                    options=StateDictOptions(full_state_dict=True, ignore_frozen_params=True, strict=False))
 
 
-# ---- DeepSpeed ------------------------------------------------------------------------------
-
-#: the options aeth fills in a user's DeepSpeed config (HF's convention: "auto" or absent)
-_DS_FILLED = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size", "gradient_clipping")
-
-
-def deepspeed_config(path: str, batch_size: int, grad_accum: int, world: int, lr: float) -> dict:
-    """The JSON config at ``path`` with batch sizes, accumulation, clipping and the optimizer's
-    ``"auto"`` learning rate taken from aeth's plan; a value that contradicts the plan is refused."""
-    import json
-
-    from aeth.errors import AethError
-
-    try:
-        config = json.loads(open(path, encoding="utf-8").read())
-    except (OSError, ValueError) as e:
-        raise AethError(f"cannot read DeepSpeed config {path}: {e}") from None
-    wanted = {"train_micro_batch_size_per_gpu": batch_size // world, "gradient_accumulation_steps": grad_accum,
-              "train_batch_size": batch_size * grad_accum, "gradient_clipping": 1.0}
-    for key in _DS_FILLED:
-        given = config.get(key, "auto")
-        if given not in ("auto", wanted[key]) and key != "gradient_clipping":
-            raise AethError(f"DeepSpeed config {path} sets {key}={given!r} but aeth's plan gives {wanted[key]} "
-                            f"(--batch-size {batch_size} over {world} processes, --grad-accum {grad_accum}); "
-                            f'set it to "auto" or drop it')
-        config[key] = wanted[key] if given == "auto" else given
-    params = config.get("optimizer", {}).get("params", {})
-    for key, value in (("lr", lr), ("weight_decay", 0.0)):
-        if params.get(key) == "auto":
-            params[key] = value
-    return config
-
-
-def deepspeed_engine(model: Any, params: list, config: dict, make_optimizer: Any) -> tuple[Any, Any]:
-    """(engine, optimizer) from ``deepspeed.initialize``: the config's optimizer if it names one
-    (needed for CPU offload, which only DeepSpeed's own Adam supports), else aeth's."""
-    try:
-        import deepspeed
-    except ImportError:
-        from aeth.errors import AethError
-
-        raise AethError("--deepspeed needs the deepspeed package: pip install deepspeed") from None
-    optimizer = None if "optimizer" in config else make_optimizer(params)
-    engine, optimizer, _, _ = deepspeed.initialize(model=model, model_parameters=params, optimizer=optimizer, config=config)
-    return engine, optimizer
-
-
 def is_deepspeed(model: Any) -> bool:
     """Whether ``model`` is a DeepSpeed engine."""
     return type(model).__name__ == "DeepSpeedEngine"
-
-
-def _trainable_named(model: Any) -> list:
-    return [(n, p) for n, p in unwrap(model).named_parameters() if p.requires_grad]
-
-
-def _inner_step(optimizer: Any) -> Any:
-    """The optimizer step count DeepSpeed's ZeRO optimizer keeps in its inner (flat) optimizer."""
-    for state in getattr(optimizer, "optimizer", optimizer).state.values():
-        if "step" in state:
-            return state["step"]
-    return None
-
-
-def _deepspeed_full_state(model: Any, optimizer: Any) -> tuple[dict, dict]:
-    """Whole fp32 weights and Adam moments, gathered from ZeRO partitions (a collective)."""
-    from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
-
-    named = _trainable_named(model)
-    weights = {n: safe_get_full_fp32_param(p).detach().cpu() for n, p in named}
-    step = _inner_step(optimizer)
-    state = {}
-    for i, (_, p) in enumerate(named):
-        moments = {k: safe_get_full_optimizer_state(p, k) for k in ("exp_avg", "exp_avg_sq")}
-        if all(v is not None for v in moments.values()) and step is not None:
-            state[i] = {"step": step.detach().cpu().clone() if hasattr(step, "detach") else step,
-                        **{k: v.detach().cpu() for k, v in moments.items()}}
-    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
-    return weights, {"state": state, "param_groups": [{**groups[0], "params": list(range(len(named)))}]}
-
-
-def _deepspeed_load_full_state(model: Any, optimizer: Any, weights: dict, optim: dict) -> None:
-    from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
-
-    named = _trainable_named(model)
-    for i, (n, p) in enumerate(named):
-        safe_set_full_fp32_param(p, weights[n].float())
-        saved = optim["state"].get(i) or optim["state"].get(str(i))
-        if saved:
-            for key in ("exp_avg", "exp_avg_sq"):
-                safe_set_full_optimizer_state(p, saved[key].float(), key)
-    steps = [v["step"] for v in optim["state"].values() if "step" in v]
-    if steps:
-        for state in getattr(optimizer, "optimizer", optimizer).state.values():
-            if "step" in state:
-                state["step"] = steps[0].clone() if hasattr(steps[0], "clone") else steps[0]

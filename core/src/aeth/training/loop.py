@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from aeth.atomic import write_text
-from aeth.training import checkpoint, distributed
+from aeth.training import checkpoint, deepspeed_engine, distributed
 from aeth.training.data import IGNORE, collate, encode_records
 from aeth.training.distributed import Dist
 from aeth.training.report import Reporter
@@ -224,9 +224,9 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
                                              target_modules=targets, task_type="CAUSAL_LM"))
     if plan.deepspeed:
         trainable = [p for p in model.parameters() if p.requires_grad]
-        config = distributed.deepspeed_config(plan.deepspeed, plan.batch_size, plan.grad_accum, dist.world, plan.lr)
-        model, optimizer = distributed.deepspeed_engine(model, trainable, config,
-                                                        lambda params: make_optimizer(plan.optimizer, params, plan.lr))
+        config = deepspeed_engine.config(plan.deepspeed, plan.batch_size, plan.grad_accum, dist.world, plan.lr)
+        model, optimizer = deepspeed_engine.engine(model, trainable, config,
+                                                   lambda params: make_optimizer(plan.optimizer, params, plan.lr))
     else:
         model = distributed.wrap(model, dist, plan.fsdp)
         trainable = [p for p in model.parameters() if p.requires_grad]
