@@ -382,3 +382,13 @@ def test_qlora_train_eval_train_keeps_gradients_flowing_into_the_adapter(tiny_mo
     lora_b = {k: v for k, v in trained.items() if "lora_B" in k}
     assert lora_b and all(v.abs().sum() > 0 for v in lora_b.values())  # B starts at zero: every one was updated
     assert {type(m).__name__ for m in with_evals.model.modules()} >= {"Linear4bit"}
+
+
+def test_progress_lines_without_a_terminal(tiny_model_dir, tmp_path, capsys):
+    loaded = load_model(tiny_model_dir, quantization="none", dtype="float32", device="cpu")
+    plan = TrainPlan(base_model=str(tiny_model_dir), batch_size=4, seq_len=64, max_steps=20, run_dir=tmp_path / "run")
+    train_set, val_set = SPEC.recipe.split()
+    train(SPEC, plan, train_set, val_set, loaded, None, progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: step")]
+    assert [line.split()[2].rstrip(",") for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
+    assert all(" tok/s, eta " in line for line in lines)

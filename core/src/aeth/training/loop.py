@@ -377,12 +377,14 @@ def _truncate_metrics(path: Path, step: int) -> None:
 
 
 class _Bar:
-    """A rich progress bar with loss and tokens/s (nothing when not asked or not a terminal)."""
+    """Progress: a rich bar with loss, tokens/s and ETA on a terminal; elsewhere (CI, nohup, a
+    log file) a plain line every ~10 % of the steps; nothing when not asked."""
 
     def __init__(self, show: bool, total: int, done: int):
         import sys
 
-        self.bar = None
+        self.bar, self.show, self.total, self.started_at = None, show, total, done
+        self.started, self.every = time.monotonic(), max(1, total // 10)
         if show and sys.stderr.isatty():
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -394,6 +396,11 @@ class _Bar:
     def update(self, step: int, loss: float, tokens_per_s: float) -> None:
         if self.bar is not None:
             self.bar.update(self.task, completed=step, info=f"loss {loss:.3f}, {tokens_per_s:.0f} tok/s")
+        elif self.show and (step % self.every == 0 or step == self.total):
+            elapsed = time.monotonic() - self.started
+            eta = elapsed / max(1, step - self.started_at) * (self.total - step)
+            print(f"train: step {step}/{self.total}, loss {loss:.4f}, {tokens_per_s:.0f} tok/s, eta {eta:.0f} s",
+                  file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
