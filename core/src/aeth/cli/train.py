@@ -116,8 +116,12 @@ def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size
         click.echo(f"stored adapter {result.version.version} (not active); serve it with: "
                    f"aeth adapters activate {spec.name} {result.version.version}", err=True)
         return
+    from aeth.evals.runner import PROGRESS_WITHOUT_TTY
     from aeth.training.promotion import gate
 
+    PROGRESS_WITHOUT_TTY.set("lines")  # the gate's two evals take minutes: say how far they are, in CI too
+    click.echo(f"promotion gate: {spec.name}'s eval suite ({gate_limit} cases) on {result.version.version} and on "
+               "what answers now", err=True)
     decision = gate(app, spec, result.version, limit=gate_limit, force=force)
     click.echo(f"stored adapter {result.version.version}; {decision.reason}", err=True)
     if not decision.promoted:
