@@ -51,7 +51,8 @@ def main() -> None:
         versions[name] = store.add(name, work / name, {"base_model": "smollm2-135m-instruct"})
         del base, peft_model
     for name, version in versions.items():  # warm the cache: each adapter loaded once
-        pool.with_adapter(loaded, name, version)
+        with pool.with_adapter(loaded, name, version)[1]:
+            pass
 
     reload_base = __import__("transformers").AutoModelForCausalLM.from_pretrained(loaded.path, dtype=torch.bfloat16)
     reloading = PeftModel.from_pretrained(reload_base, str(work / "alpha"), adapter_name="alpha")
@@ -59,8 +60,9 @@ def main() -> None:
     for i in range(args.rounds):  # interleaved, so drift hits both alike
         name = ("alpha", "beta")[i % 2]
         started = time.perf_counter()
-        pool.with_adapter(loaded, name, versions[name])
-        switch_ms.append((time.perf_counter() - started) * 1000)
+        _, scope = pool.with_adapter(loaded, name, versions[name])
+        with scope:  # the switch happens as a request's context is entered
+            switch_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         reloading.delete_adapter(reloading.active_adapter)
         reloading.load_adapter(str(work / name), adapter_name=name)

@@ -205,3 +205,37 @@ def test_switching_adapters_on_one_base_gives_each_adapters_own_logits(aeth_home
             served, scope = pool.with_adapter(loaded, who or "general", version)
             with scope:
                 torch.testing.assert_close(served.model(input_ids=ids).logits, expected[who], msg=f"serving {who}")
+
+
+def test_threads_serving_different_adapters_of_one_base_do_not_switch_under_each_other(aeth_home, lora_dir, tiny_model_dir):
+    import threading
+
+    from aeth.config import load_config
+    from aeth.models.pool import ModelPool
+
+    version = AdapterStore(aeth_home).add("coding", lora_dir, {"base_model": str(tiny_model_dir)})
+    pool = ModelPool(load_config(["model.dtype=float32"]))
+    loaded = pool.get(str(tiny_model_dir), "none")
+    ids = torch.tensor([[5, 17, 42, 99]])
+    expected = {}
+    for who, adapter in (("coding", version), ("general", None)):
+        served, scope = pool.with_adapter(loaded, who, adapter)
+        with scope, torch.no_grad():
+            expected[who] = served.model(input_ids=ids).logits
+    assert not torch.allclose(expected["coding"], expected["general"])
+    wrong = []
+
+    def serve(who, adapter):
+        for _ in range(30):
+            served, scope = pool.with_adapter(loaded, who, adapter)
+            with scope, torch.no_grad():
+                first = served.model(input_ids=ids).logits
+                second = served.model(input_ids=ids).logits  # another thread may have switched in between
+            wrong.extend(who for got in (first, second) if not torch.allclose(got, expected[who]))
+
+    threads = [threading.Thread(target=serve, args=args) for args in (("coding", version), ("general", None))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []

@@ -8,7 +8,9 @@ happens on the first :meth:`ModelPool.get`.
 from __future__ import annotations
 
 import threading
-from contextlib import nullcontext
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +49,7 @@ class ModelPool:
         self._models: dict[tuple[str, str, str, str], LoadedModel] = {}
         self._peft: dict[int, object] = {}  # id(base LoadedModel) -> its PeftModel, once an adapter is loaded
         self._switches: dict[int, AdapterSwitch] = {}
+        self._serve_locks: defaultdict[int, threading.RLock] = defaultdict(threading.RLock)  # per base model
 
     def get(self, base_model: str, quantization: str | None = None) -> LoadedModel:
         """The loaded model for ``base_model`` (a built-in name, local directory or hub id).
@@ -94,22 +97,23 @@ class ModelPool:
             return list(self._models.values())
 
     def with_adapter(self, loaded: LoadedModel, specialist: str, adapter: AdapterVersion | None) -> tuple[LoadedModel, Any]:
-        """``loaded`` with ``specialist``'s adapter switched on, and a context to generate in.
+        """``loaded`` with ``specialist``'s adapter, and the context to generate in.
 
         Every adapter on a base is loaded once into one PEFT model over the shared base weights and
-        selected per request (a switch, not a reload). A specialist without an adapter on a base
-        that carries others gets the PEFT model with every adapter layer switched off, so it sees
-        the bare base. Switching sets two attributes on each LoRA layer, from a list made when an
+        selected per request (a switch, not a reload). The selection happens when the context is
+        entered, under a lock per base model held until it exits, so two threads serving different
+        adapters of one base take turns instead of switching under each other. A specialist
+        without an adapter on a base that carries others gets every adapter layer switched off: the
+        bare base. Switching sets two attributes on each LoRA layer, from a list made when an
         adapter is loaded, instead of PEFT's ``set_adapter`` (a walk over every module that also
         resets ``requires_grad``, which serving does not need): well under a millisecond.
         """
         with self._lock:
             peft_model = self._peft.get(id(loaded))
             if adapter is None:
-                if peft_model is not None:
-                    self._switches[id(loaded)].select(None)
-                    return replace(loaded, model=peft_model), nullcontext()
-                return loaded, nullcontext()
+                if peft_model is None:
+                    return loaded, nullcontext()
+                return replace(loaded, model=peft_model), self._serving(id(loaded), None)
             from peft import PeftModel
 
             name = f"{specialist}.{adapter.version}".replace(".", "--")  # PEFT adapter names may not hold dots
@@ -119,10 +123,16 @@ class ModelPool:
                 self._peft[id(loaded)] = peft_model
                 self._switches[id(loaded)] = AdapterSwitch(peft_model)
             elif name not in peft_model.peft_config:
-                peft_model.load_adapter(str(adapter.path), adapter_name=name)
-                self._switches[id(loaded)] = AdapterSwitch(peft_model)  # the new adapter may add layers
-            self._switches[id(loaded)].select(name)
-            return replace(loaded, model=peft_model), nullcontext()
+                with self._serve_locks[id(loaded)]:  # not while another request generates on this base
+                    peft_model.load_adapter(str(adapter.path), adapter_name=name)
+                    self._switches[id(loaded)] = AdapterSwitch(peft_model)  # the new adapter may add layers
+            return replace(loaded, model=peft_model), self._serving(id(loaded), name)
+
+    @contextmanager
+    def _serving(self, key: int, name: str | None) -> Iterator[None]:
+        with self._serve_locks[key]:
+            self._switches[key].select(name)
+            yield
 
 
 class AdapterSwitch:
