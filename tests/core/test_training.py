@@ -392,3 +392,28 @@ def test_progress_lines_without_a_terminal(tiny_model_dir, tmp_path, capsys):
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: step")]
     assert [line.split()[2].rstrip(",") for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
     assert all(" tok/s, eta " in line for line in lines)
+
+
+def test_engine_options_are_checked_after_the_plan_file(aeth_home, register_plugin, tiny_model_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from aeth import hookimpl
+    from aeth.cli import cli
+
+    class Adder:
+        @hookimpl
+        def register_specialists(self, register):
+            from dataclasses import replace
+
+            register(replace(SPEC, base_model=str(tiny_model_dir)))
+
+    register_plugin(Adder(), "adder-plugin")
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("fsdp: true\n")
+    out = CliRunner().invoke(cli, ["train", "adder", "--plan", str(plan)])
+    assert out.exit_code == 1 and "add --nproc N" in out.output
+    plan.write_text("nproc: 2\nfsdp: true\ndeepspeed: zero2-offload\n")
+    out = CliRunner().invoke(cli, ["train", "adder", "--plan", str(plan)])
+    assert out.exit_code == 1 and "choose one engine" in out.output
+    out = CliRunner().invoke(cli, ["train", "adder", "--nproc", "2", "--deepspeed", str(tmp_path / "missing.json")])
+    assert out.exit_code == 1 and "no such file (give a DeepSpeed JSON config, or zero2-offload)" in out.output

@@ -72,13 +72,6 @@ def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size
     from aeth.training import distributed
     from aeth.training import report as reporting
 
-    reporting.check(report)
-    if (fsdp or deepspeed_config) and nproc == 1 and not distributed.under_torchrun():
-        raise AethError("--fsdp and --deepspeed shard over several processes; add --nproc N (N >= 2)")
-    if fsdp and deepspeed_config:
-        raise AethError("choose one engine: --fsdp or --deepspeed")
-    if deepspeed_config:
-        deepspeed_config = _deepspeed_config_path(deepspeed_config)
     cfg = active_config(ctx)
     app = Aeth(cfg)
     spec = app.specialist(specialist)
@@ -88,6 +81,13 @@ def train(ctx, specialist, base, quantization, epochs, max_steps, lr, batch_size
              "nproc": nproc, "fsdp": fsdp, "deepspeed": deepspeed_config}
     if plan_file:
         flags = _merge_plan_file(ctx, plan_file, flags)
+    reporting.check(flags["report"])
+    if (flags["fsdp"] or flags["deepspeed"]) and flags["nproc"] == 1 and not distributed.under_torchrun() and not resume:
+        raise AethError("--fsdp and --deepspeed shard over several processes; add --nproc N (N >= 2)")
+    if flags["fsdp"] and flags["deepspeed"]:
+        raise AethError("choose one engine: --fsdp or --deepspeed")
+    if flags["deepspeed"]:
+        flags["deepspeed"] = _deepspeed_config_path(flags["deepspeed"])
     nproc = flags["nproc"]
     if resume and ctx.get_parameter_source("nproc") != click.core.ParameterSource.COMMANDLINE:
         nproc = json.loads((_resume_dir(spec, cfg, resume) / "plan.json").read_text()).get("nproc", 1)
