@@ -88,3 +88,42 @@ def test_models_it_cannot_serve_are_refused():
         sink_cache_for(scaled)
     with pytest.raises(ValueError, match="prefill in chunks"):
         sink_cache_for(llama(layers=1), sinks=2, window=4).make_room(5)
+
+
+def test_the_decode_loop_rolls_a_long_prompt_through_a_small_sink_cache():
+    """aeth's decode loop with a sink cache: prompt prefilled in window-sized chunks, room made
+    before every forward. On a 1-layer model each greedy token must be the argmax of a fresh
+    forward over the kept tokens; memory never exceeds the capacity."""
+    from aeth.generation.decode import stream_tokens
+    from aeth.request import Sampling
+
+    model = llama(layers=1)
+    sinks, window = 2, 8
+    cache = sink_cache_for(model, sinks=sinks, window=window)
+    prompt = torch.randint(0, 97, (30,), generator=torch.Generator().manual_seed(3)).tolist()
+    greedy = Sampling(temperature=0.0, top_p=1.0, top_k=0, max_tokens=12, repetition_penalty=1.0, seed=0)
+    stats = {}
+    out = list(stream_tokens(model, prompt, greedy, set(), stats, cache=cache))
+    assert len(out) == 12 and stats["tokens_in"] == 30 and cache.get_seq_length() <= sinks + window
+    seen = list(prompt)
+    with torch.no_grad():
+        for token in out:
+            kept = seen if len(seen) <= sinks + window else seen[:sinks] + seen[-window:]
+            assert token == int(model(input_ids=torch.tensor([kept])).logits[0, -1].argmax())
+            seen.append(token)
+
+
+def test_the_default_cache_gives_what_a_dynamic_cache_gives():
+    from transformers import DynamicCache
+
+    from aeth.generation.decode import default_cache, stream_tokens
+    from aeth.generation.sink_cache import SinkCache
+    from aeth.request import Sampling
+
+    model = llama()
+    assert isinstance(default_cache(model), SinkCache) and default_cache(model).capacity == 4096
+    prompt = torch.randint(0, 97, (40,), generator=torch.Generator().manual_seed(4)).tolist()
+    sampled = Sampling(temperature=0.8, top_p=0.9, top_k=20, max_tokens=25, repetition_penalty=1.1, seed=7)
+    with_sinks = list(stream_tokens(model, prompt, sampled, set(), {}))
+    dynamic = list(stream_tokens(model, prompt, sampled, set(), {}, cache=DynamicCache(config=model.config)))
+    assert with_sinks == dynamic

@@ -49,20 +49,54 @@ def stop_ids(model: Any, tokenizer: Any) -> set[int]:
     return found
 
 
-def stream_tokens(model: Any, prompt_ids: list[int], sampling: Sampling, stop: set[int],
-                  stats: dict[str, Any]) -> Iterator[int]:
-    """Yield generated token ids until a stop id or ``sampling.max_tokens``; fill ``stats``."""
-    import torch
+#: attention sinks kept by the default cache, and the most it holds in all (sinks + window)
+DEFAULT_SINKS, DEFAULT_CAPACITY = 4, 4096
+
+
+def default_cache(model: Any) -> Any:
+    """A :class:`~aeth.generation.sink_cache.SinkCache` holding the model's context (at most
+    ``DEFAULT_CAPACITY`` tokens), so a prompt or answer longer than that rolls instead of failing;
+    a plain ``DynamicCache`` for a model a sink cache cannot serve. Within its capacity a sink
+    cache computes exactly what a DynamicCache does."""
     from transformers import DynamicCache
+
+    from aeth.errors import ModelError
+    from aeth.generation.sink_cache import sink_cache_for
+
+    capacity = min(getattr(model.config, "max_position_embeddings", None) or DEFAULT_CAPACITY, DEFAULT_CAPACITY)
+    try:
+        return sink_cache_for(model, sinks=DEFAULT_SINKS, window=capacity - DEFAULT_SINKS)
+    except ModelError:
+        return DynamicCache(config=model.config)
+
+
+def stream_tokens(model: Any, prompt_ids: list[int], sampling: Sampling, stop: set[int],
+                  stats: dict[str, Any], cache: Any = None) -> Iterator[int]:
+    """Yield generated token ids until a stop id or ``sampling.max_tokens``; fill ``stats``.
+
+    ``cache`` defaults to :func:`default_cache`. With a sink cache the prompt is prefilled in
+    chunks that fit its window, and room is made before every forward, so positions stay inside
+    the cache (no absolute positions are passed).
+    """
+    import torch
 
     generator = torch.Generator().manual_seed(sampling.seed if sampling.seed is not None else random.randrange(2**63))
     device = next(model.parameters()).device
-    cache = DynamicCache(config=model.config)
-    ids = torch.tensor([prompt_ids], device=device)
+    cache = default_cache(model) if cache is None else cache
+    make_room = getattr(cache, "make_room", None)
     generated = torch.empty(0, dtype=torch.long)
     stats.update(tokens_in=len(prompt_ids), tokens_out=0, finish_reason="length")
     with torch.inference_mode():
+        chunk = cache.layers[0].window if make_room is not None else max(1, len(prompt_ids))
+        for start in range(0, len(prompt_ids) - 1, chunk):  # all but the last prompt token
+            piece = prompt_ids[start:min(start + chunk, len(prompt_ids) - 1)]
+            if make_room is not None:
+                make_room(len(piece))
+            model(input_ids=torch.tensor([piece], device=device), cache=cache, use_cache=True, logits_to_keep=1)
+        ids = torch.tensor([prompt_ids[-1:]], device=device)
         for _ in range(sampling.max_tokens):
+            if make_room is not None:
+                make_room(ids.shape[1])
             logits = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
             token = next_token(logits.cpu(), sampling, generator, generated)
             if token in stop:
