@@ -93,6 +93,20 @@ def test_run_reads_the_prompt_from_stdin(aeth_home, tiny_model_dir):
     assert piped["tokens_in"] > json.loads(invoke(*args, "hi").stdout)["tokens_in"]
 
 
+def test_run_reads_a_document_longer_than_the_context_from_a_file(aeth_home, tiny_model_dir, tmp_path):
+    """The tiny model's context is 512 tokens; a document of several thousand rolls through the
+    sink cache and the answer still comes (the prompt, read last, stays in view)."""
+    document = tmp_path / "long.txt"
+    document.write_text("The quick brown fox jumps over the lazy dog. " * 400, encoding="utf-8")
+    args = ("-o", f"model.default={tiny_model_dir}", "run", "--json", "-s", "general", "--max-tokens", "4", "--seed", "0")
+    data = json.loads(invoke(*args, "--file", str(document), "summarise").stdout)
+    assert data["tokens_in"] > 2000 and data["tokens_out"] >= 1
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("caf\xe9".encode("latin-1"))
+    bad = invoke(*args, "--file", str(latin1), "summarise")
+    assert bad.exit_code == 2 and "latin1.txt is not UTF-8 text" in bad.stderr
+
+
 @pytest.mark.parametrize(("args", "code", "message"), [
     (["run", "-s", "nosuch", "hi"], 1, "unknown specialist 'nosuch'"),
     (["run", "--temperature", "-1", "hi"], 2, "Invalid value for '--temperature'"),

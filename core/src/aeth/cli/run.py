@@ -31,10 +31,14 @@ def read_stdin() -> str:
 @click.option("--seed", type=click.IntRange(0), help="Random seed, for a reproducible answer.")
 @click.option("--image", "images", multiple=True, metavar="FILE",
               help="An image for a specialist that sees (repeatable); routes to `vision` unless -s says otherwise.")
+@click.option("--file", "files", multiple=True, type=click.Path(exists=True, dir_okay=False), metavar="FILE",
+              help="Put this text file (UTF-8) before the prompt; repeatable. Any length: a document longer than the "
+                   "model's context rolls through its attention-sink cache, ending with the prompt in view (what fell "
+                   "out of the window is forgotten).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, specialist, reason, token counts) instead of streaming.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not say on stderr which specialist answered and why.")
 @click.pass_context
-def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, images, as_json, quiet):
+def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, images, files, as_json, quiet):
     """Answer PROMPT with the best specialist, streaming tokens as they come.
 
     PROMPT may also come on standard input; given both, the piped text follows the prompt.
@@ -47,13 +51,15 @@ def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, im
       cat error.log | aeth run "Why does this fail?"
       aeth run --json --seed 1 "Give me a haiku"
       aeth run --image receipt.png "What is the total?"
+      aeth run --file report.txt "Summarise this in five bullet points"
     """
     from aeth.app import Aeth
     from aeth.errors import PolicyBlocked
     from aeth.request import Request
 
+    documents = [_read_document(f) for f in files]  # first, so the instruction is the last thing read
     piped = read_stdin().strip()
-    text = "\n\n".join(p for p in (prompt, piped) if p)
+    text = "\n\n".join(p for p in (*documents, prompt, piped) if p)
     if not text.strip():
         raise click.UsageError("no prompt: give one as an argument or pipe it on standard input")
     app = Aeth(active_config(ctx))
@@ -91,3 +97,16 @@ def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, im
         who = f"{r.specialist} {r.adapter}" if r.adapter else r.specialist
         click.secho(f"[{who}] {r.tokens_out} tokens in {r.seconds - r.load_seconds:.1f} s{rate} "
                     f"({r.finish_reason}{loading})", err=True, dim=True)
+
+
+def _read_document(path: str) -> str:
+    """The text of ``--file`` ``path`` (UTF-8), or an error naming the file and what is wrong."""
+    from pathlib import Path
+
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as e:
+        raise click.BadParameter(f"{path} is not UTF-8 text (byte {e.start}); convert it, e.g. with iconv",
+                                 param_hint="--file") from None
+    except OSError as e:
+        raise click.BadParameter(f"cannot read {path}: {e.strerror}", param_hint="--file") from None
