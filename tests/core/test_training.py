@@ -106,6 +106,20 @@ def run_val_loss(run_dir):
     return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]["val_loss"]
 
 
+def register_adder(register_plugin, tiny_model_dir):
+    """Register specialist ``adder`` on the tiny model for CLI tests."""
+    from dataclasses import replace
+
+    from aeth import hookimpl
+
+    class Adder:
+        @hookimpl
+        def register_specialists(self, register):
+            register(replace(SPEC, base_model=str(tiny_model_dir)))
+
+    register_plugin(Adder(), "adder-plugin")
+
+
 def test_a_torn_checkpoint_is_never_loaded(tiny_model_dir, tmp_path):
     run(tiny_model_dir, tmp_path / "run", max_steps=8)
     newest = checkpoint.latest(tmp_path / "run")
@@ -118,17 +132,9 @@ def test_a_torn_checkpoint_is_never_loaded(tiny_model_dir, tmp_path):
 def test_train_command_end_to_end(aeth_home, register_plugin, tiny_model_dir):
     from click.testing import CliRunner
 
-    from aeth import hookimpl
     from aeth.cli import cli
 
-    class Adder:
-        @hookimpl
-        def register_specialists(self, register):
-            from dataclasses import replace
-
-            register(replace(SPEC, base_model=str(tiny_model_dir)))
-
-    register_plugin(Adder(), "adder-plugin")
+    register_adder(register_plugin, tiny_model_dir)
     runner = CliRunner()
     out = runner.invoke(cli, ["-o", "model.dtype=float32", "train", "adder", "--max-steps", "6", "--batch-size", "4",
                               "--seq-len", "64", "--lr", "5e-3"])
@@ -221,17 +227,9 @@ def test_plan_file_flags_override_it_and_every_run_writes_its_own(aeth_home, reg
     import yaml
     from click.testing import CliRunner
 
-    from aeth import hookimpl
     from aeth.cli import cli
 
-    class Adder:
-        @hookimpl
-        def register_specialists(self, register):
-            from dataclasses import replace
-
-            register(replace(SPEC, base_model=str(tiny_model_dir)))
-
-    register_plugin(Adder(), "adder-plugin")
+    register_adder(register_plugin, tiny_model_dir)
     plan = tmp_path / "plan.yaml"
     plan.write_text(yaml.safe_dump({"max_steps": 3, "lr": 0.001, "batch_size": 2, "seq_len": 48}))
     runner = CliRunner()
@@ -397,17 +395,9 @@ def test_progress_lines_without_a_terminal(tiny_model_dir, tmp_path, capsys):
 def test_engine_options_are_checked_after_the_plan_file(aeth_home, register_plugin, tiny_model_dir, tmp_path):
     from click.testing import CliRunner
 
-    from aeth import hookimpl
     from aeth.cli import cli
 
-    class Adder:
-        @hookimpl
-        def register_specialists(self, register):
-            from dataclasses import replace
-
-            register(replace(SPEC, base_model=str(tiny_model_dir)))
-
-    register_plugin(Adder(), "adder-plugin")
+    register_adder(register_plugin, tiny_model_dir)
     plan = tmp_path / "plan.yaml"
     plan.write_text("fsdp: true\n")
     out = CliRunner().invoke(cli, ["train", "adder", "--plan", str(plan)])
