@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aeth.training.distributed import unwrap
+from aeth.training.distributed import trainable_named
 
 #: the options aeth fills in a user's DeepSpeed config (HF's convention: "auto" or absent)
 _DS_FILLED = ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps", "train_batch_size", "gradient_clipping")
@@ -58,10 +58,6 @@ def engine(model: Any, params: list, config: dict, make_optimizer: Any) -> tuple
     return engine, optimizer
 
 
-def _trainable_named(model: Any) -> list:
-    return [(n, p) for n, p in unwrap(model).named_parameters() if p.requires_grad]
-
-
 def _inner_step(optimizer: Any) -> Any:
     """The optimizer step count DeepSpeed's ZeRO optimizer keeps in its inner (flat) optimizer."""
     for state in getattr(optimizer, "optimizer", optimizer).state.values():
@@ -74,7 +70,7 @@ def full_state(model: Any, optimizer: Any) -> tuple[dict, dict]:
     """Whole fp32 weights and Adam moments, gathered from ZeRO partitions (a collective)."""
     from deepspeed.utils import safe_get_full_fp32_param, safe_get_full_optimizer_state
 
-    named = _trainable_named(model)
+    named = trainable_named(model)
     weights = {n: safe_get_full_fp32_param(p).detach().cpu() for n, p in named}
     step = _inner_step(optimizer)
     state = {}
@@ -90,7 +86,7 @@ def full_state(model: Any, optimizer: Any) -> tuple[dict, dict]:
 def load_full_state(model: Any, optimizer: Any, weights: dict, optim: dict) -> None:
     from deepspeed.utils import safe_set_full_fp32_param, safe_set_full_optimizer_state
 
-    named = _trainable_named(model)
+    named = trainable_named(model)
     for i, (n, p) in enumerate(named):
         safe_set_full_fp32_param(p, weights[n].float())
         saved = optim["state"].get(i) or optim["state"].get(str(i))

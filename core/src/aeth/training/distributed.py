@@ -195,6 +195,11 @@ def unwrap(model: Any) -> Any:
     return getattr(model, "module", model)
 
 
+def trainable_named(model: Any) -> list[tuple[str, Any]]:
+    """(name, parameter) of every trainable parameter, named as in the unwrapped model."""
+    return [(n, p) for n, p in unwrap(model).named_parameters() if p.requires_grad]
+
+
 def full_state(model: Any, optimizer: Any, fsdp: bool) -> tuple[dict, dict]:
     """(trainable weights by name, optimizer state dict keyed by parameter index), whole tensors on CPU.
 
@@ -202,13 +207,12 @@ def full_state(model: Any, optimizer: Any, fsdp: bool) -> tuple[dict, dict]:
     optimizer state comes back keyed by parameter name and is re-keyed by position, the layout of
     a one-process ``optimizer.state_dict()``, so checkpoints are interchangeable.
     """
-    inner = unwrap(model)
     if is_deepspeed(model):
         from aeth.training.deepspeed_engine import full_state as deepspeed_full_state
 
         return deepspeed_full_state(model, optimizer)
     if not fsdp:
-        return {n: p.detach() for n, p in inner.named_parameters() if p.requires_grad}, optimizer.state_dict()
+        return {n: p.detach() for n, p in trainable_named(model)}, optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)

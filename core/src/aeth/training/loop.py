@@ -243,7 +243,7 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
     resumed = checkpoint.latest(run_dir) if plan.resume else None
     if resumed is not None:
         state, weights, optim = checkpoint.read(resumed, dist.rank)
-        checkpoint.check_fits(resumed, weights, {n for n, p in distributed.unwrap(model).named_parameters() if p.requires_grad})
+        checkpoint.check_fits(resumed, weights, {n for n, _ in distributed.trainable_named(model)})
         distributed.load_full_state(model, optimizer, weights, optim, plan.fsdp)
         step, micro, first_val = state["step"], state["micro"], state.get("first_val_loss")
     else:
@@ -278,8 +278,7 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
 
     dist.watch_signals()
     try:
-        while step < total:
-            micro_at_start, rng_at_start = micro, torch.get_rng_state()
+        while step < total:  # micro_at_start / rng_at_start: where this step starts (set before it and after each)
             if dist.stop_requested():  # every rank stops at the same step boundary
                 raise KeyboardInterrupt
             for group in optimizer.param_groups:
