@@ -91,7 +91,8 @@ def test_stream_stops_at_the_end_of_turn_token(tiny):
     try:
         stats = {}
         assert list(stream_text(tiny, [{"role": "user", "content": "hi"}], sampling(temperature=0), stats)) == []
-        assert stats == {"tokens_in": stats["tokens_in"], "tokens_out": 0, "finish_reason": "stop"}
+        assert stats == {"tokens_in": stats["tokens_in"], "tokens_out": 0, "finish_reason": "stop", "unfed": [],
+                         "cache_busy": False}  # the end token is not fed: a conversation's template closes the turn
     finally:
         handle.remove()
 
@@ -105,3 +106,38 @@ def test_messages_carry_system_prompt_and_history():
 def test_answerer_is_greedy_and_deterministic(tiny):
     answer = answerer(tiny, Specialist(name="t", description="tiny"), max_tokens=8)
     assert answer("hello") == answer("hello")
+
+
+def test_cancel_stops_between_forwards_and_says_what_the_cache_has_not_seen(tiny, aeth_home):
+    from aeth import runtime
+    from aeth.config import load_config
+    from aeth.generation.decode import default_cache, stream_tokens
+
+    runtime.set_config(load_config(["cache.sinks=2", "cache.window=30"]))
+    cache = default_cache(tiny.model)
+    assert cache.capacity == 32
+    prompt = list(range(5, 75))  # 70 tokens: prefilled in chunks of 30
+    forwards = []
+    handle = tiny.model.register_forward_pre_hook(lambda m, a, k: forwards.append(k["input_ids"].shape[1]), with_kwargs=True)
+    try:
+        stats = {}
+        out = list(stream_tokens(tiny.model, prompt, sampling(), set(), stats, cache=cache, cancel=lambda: len(forwards) == 1))
+    finally:
+        handle.remove()
+    assert out == [] and stats["finish_reason"] == "cancelled" and forwards == [30]
+    assert stats["unfed"] == prompt[30:] and cache.tokens_seen == 30 and not stats["cache_busy"]
+    more = list(stream_tokens(tiny.model, stats["unfed"], sampling(max_tokens=4), set(), stats, cache=cache))
+    assert len(more) == 4 and cache.tokens_seen == 70 + 3 and stats["unfed"] == more[-1:]
+
+
+def test_a_cache_larger_than_the_models_context_is_refused(tiny, aeth_home):
+    from aeth import runtime
+    from aeth.config import load_config
+    from aeth.errors import ConfigError
+    from aeth.generation.decode import default_cache
+
+    runtime.set_config(load_config(["cache.window=1000"]))
+    with pytest.raises(ConfigError, match=r"4 \+ 1000 exceeds the model's context of 512 tokens; set cache.window to at most 508"):
+        default_cache(tiny.model)
+    with pytest.raises(ConfigError, match="cache.window must be >= 16"):
+        load_config(["cache.window=3"])

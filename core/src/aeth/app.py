@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any
 
 from aeth import runtime
 from aeth.config import Config
@@ -33,14 +34,16 @@ class Answer:
     and why while the model is still thinking.
     """
 
-    def __init__(self, app: Aeth, request: Request, specialist: Specialist, bid: Bid, bids: list[Bid]):
+    def __init__(self, app: Aeth, request: Request, specialist: Specialist, bid: Bid, bids: list[Bid],
+                 chat: Any = None, cancel: Callable[[], bool] | None = None):
         self.app, self.request, self.specialist, self.bid, self.bids = app, request, specialist, bid, bids
+        self.chat, self.cancel = chat, cancel
         self.response: Response | None = None
 
     def __iter__(self) -> Iterator[str]:
         started = time.perf_counter()
         context = GenerationContext(config=self.app.config, sampling=self.app.sampling(self.specialist, self.request),
-                                    models=runtime.models())
+                                    models=runtime.models(), chat=self.chat, cancel=self.cancel)
         stream = self.app.host.pm.hook.generate(specialist=self.specialist, request=self.request, context=context)
         if stream is None:
             raise PluginError("no plugin implements the generate hook (aeth's default generator was disabled?)")
@@ -143,13 +146,18 @@ class Aeth:
                         top_k=pick("top_k", d.top_k), max_tokens=pick("max_tokens", d.max_tokens),
                         repetition_penalty=d.repetition_penalty, seed=pick("seed", None))
 
-    def stream(self, request: Request) -> Answer:
-        """Check, route and start answering ``request``; iterate the result for text."""
+    def stream(self, request: Request, *, chat: Any = None, cancel: Callable[[], bool] | None = None) -> Answer:
+        """Check, route and start answering ``request``; iterate the result for text.
+
+        ``chat`` (an :class:`aeth.chat.ChatMemory`) makes the request a turn of a conversation whose
+        KV caches persist between turns; ``cancel`` is polled between tokens and ends the answer
+        early when it returns true.
+        """
         if not request.prompt or not request.prompt.strip():
             raise SpecialistError("the prompt is empty: give one as an argument or on standard input")
         self.check_input(request)
         bid, bids = self.route(request)
-        return Answer(self, request, self.specialist(bid.specialist), bid, bids)
+        return Answer(self, request, self.specialist(bid.specialist), bid, bids, chat=chat, cancel=cancel)
 
     def run(self, request: Request) -> Response:
         """Answer ``request`` completely and return the response."""

@@ -91,6 +91,10 @@ KEYS: dict[str, Key] = {
     "generation.top_k": Key(None, _number(int, 0, optional=True), "top-k sampling (0 = off); unset: the specialist's"),
     "generation.max_tokens": Key(None, _number(int, 1, optional=True), "most tokens to generate; unset: the specialist's"),
     "generation.seed": Key(None, _number(int, 0, optional=True), "random seed for reproducible sampling"),
+    "cache.sinks": Key(4, _number(int, 0, 1024), "attention-sink tokens a rolling KV cache keeps from the start of a text"),
+    "cache.window": Key(None, _number(int, 16, optional=True),
+                        "recent tokens the KV cache keeps besides the sinks; unset: the model's context (at most 4096) "
+                        "minus the sinks"),
 }
 
 

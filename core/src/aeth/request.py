@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,13 @@ class GenerationContext:
     #: which adapter version answers: ``None`` = the specialist's active one, ``"base"`` = none,
     #: else a version id (how an eval judges a version before it is promoted)
     adapter: str | None = None
+    #: polled between tokens; when it returns true the generator stops early with
+    #: ``finish_reason`` "cancelled" (``aeth chat``'s Ctrl-C, a client that went away)
+    cancel: Callable[[], bool] | None = None
+    #: an :class:`aeth.chat.ChatMemory` when the request is a turn of a conversation: the default
+    #: generator keeps each model's KV cache in it across turns and feeds only the new text; a
+    #: generator that cannot use it reads ``request.history`` instead
+    chat: Any = None
 
 
 @dataclass

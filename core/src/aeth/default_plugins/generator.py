@@ -31,6 +31,11 @@ def generate(specialist, request, context):
 
     def stream():
         with scope:  # the whole stream runs with this specialist's adapter (or none) selected
-            yield from stream_text(served, build_messages(specialist, request), context.sampling, context.stats)
+            messages = build_messages(specialist, request)
+            if context.chat is not None:  # a conversation: this model's cache persists between turns
+                lane = (specialist.name, adapter.version if adapter else None)
+                yield from context.chat.stream(served, lane, messages, context.sampling, context.stats, context.cancel)
+            else:
+                yield from stream_text(served, messages, context.sampling, context.stats, cancel=context.cancel)
 
     return stream()

@@ -49,34 +49,55 @@ def stop_ids(model: Any, tokenizer: Any) -> set[int]:
     return found
 
 
-#: attention sinks kept by the default cache, and the most it holds in all (sinks + window)
-DEFAULT_SINKS, DEFAULT_CAPACITY = 4, 4096
+#: the most tokens the default cache holds in all (sinks + window) when ``cache.window`` is unset
+DEFAULT_CAPACITY = 4096
 
 
-def default_cache(model: Any) -> Any:
-    """A :class:`~aeth.generation.sink_cache.SinkCache` holding the model's context (at most
-    ``DEFAULT_CAPACITY`` tokens), so a prompt or answer longer than that rolls instead of failing;
-    a plain ``DynamicCache`` for a model a sink cache cannot serve. Within its capacity a sink
-    cache computes exactly what a DynamicCache does."""
+def default_cache(model: Any, sinks: int | None = None, window: int | None = None) -> Any:
+    """A :class:`~aeth.generation.sink_cache.SinkCache` with ``sinks`` attention sinks and a rolling
+    ``window``, so a prompt, answer or conversation longer than that rolls instead of failing; a
+    plain ``DynamicCache`` for a model a sink cache cannot serve. Within its capacity a sink cache
+    computes exactly what a DynamicCache does.
+
+    Unset sizes come from the ``cache.sinks`` and ``cache.window`` config keys; an unset window
+    fills the model's context (at most ``DEFAULT_CAPACITY`` tokens). A capacity beyond the model's
+    context is refused, since positions past what it was trained on degrade every answer.
+    """
     from transformers import DynamicCache
 
-    from aeth.errors import ModelError
+    from aeth import runtime
+    from aeth.errors import ConfigError, ModelError
     from aeth.generation.sink_cache import sink_cache_for
 
-    capacity = min(getattr(model.config, "max_position_embeddings", None) or DEFAULT_CAPACITY, DEFAULT_CAPACITY)
+    config = runtime.config()
+    sinks = config.get("cache.sinks", 4) if sinks is None else sinks
+    window = config.get("cache.window") if window is None else window
+    context = getattr(model.config, "max_position_embeddings", None)
+    if window is None:
+        window = max(1, min(context or DEFAULT_CAPACITY, DEFAULT_CAPACITY) - sinks)
+    elif context and sinks + window > context:
+        raise ConfigError([f"cache.sinks + cache.window = {sinks} + {window} exceeds the model's context of {context} "
+                           f"tokens; set cache.window to at most {context - sinks}"])
     try:
-        return sink_cache_for(model, sinks=DEFAULT_SINKS, window=capacity - DEFAULT_SINKS)
+        return sink_cache_for(model, sinks=sinks, window=window)
     except ModelError:
         return DynamicCache(config=model.config)
 
 
 def stream_tokens(model: Any, prompt_ids: list[int], sampling: Sampling, stop: set[int],
-                  stats: dict[str, Any], cache: Any = None) -> Iterator[int]:
-    """Yield generated token ids until a stop id or ``sampling.max_tokens``; fill ``stats``.
+                  stats: dict[str, Any], cache: Any = None, cancel: Callable[[], bool] | None = None) -> Iterator[int]:
+    """Yield generated token ids until a stop id, ``sampling.max_tokens`` or ``cancel()``; fill ``stats``.
 
-    ``cache`` defaults to :func:`default_cache`. With a sink cache the prompt is prefilled in
-    chunks that fit its window, and room is made before every forward, so positions stay inside
-    the cache (no absolute positions are passed).
+    ``cache`` defaults to :func:`default_cache`; it may already hold earlier text (a conversation),
+    which ``prompt_ids`` then continue. With a sink cache the prompt is prefilled in chunks that fit
+    its window, and room is made before every forward, so positions stay inside the cache (no
+    absolute positions are passed). ``cancel`` is polled before every forward; when it returns true
+    the stream ends with ``finish_reason`` "cancelled" and the cache still consistent.
+
+    ``stats["unfed"]`` ends up holding the ids that belong to the text but are not in the cache yet
+    (the last token generated, or prompt ids a cancel cut off); a stop id is never kept. A caller
+    continuing the same text in the same cache feeds them first. ``stats["cache_busy"]`` left true
+    means an exception hit inside a forward, so the cache may be half-updated and must be dropped.
     """
     import torch
 
@@ -84,36 +105,55 @@ def stream_tokens(model: Any, prompt_ids: list[int], sampling: Sampling, stop: s
     device = next(model.parameters()).device
     cache = default_cache(model) if cache is None else cache
     make_room = getattr(cache, "make_room", None)
+    cancelled = cancel or (lambda: False)
     generated = torch.empty(0, dtype=torch.long)
-    stats.update(tokens_in=len(prompt_ids), tokens_out=0, finish_reason="length")
+    stats.update(tokens_in=len(prompt_ids), tokens_out=0, finish_reason="length", unfed=list(prompt_ids),
+                 cache_busy=False)
+
+    def forward(ids: list[int]) -> Any:
+        stats["cache_busy"] = True  # stays set if an exception cuts the update of the cache short
+        if make_room is not None:
+            make_room(len(ids))
+        logits = model(input_ids=torch.tensor([ids], device=device), cache=cache, use_cache=True, logits_to_keep=1).logits
+        del stats["unfed"][:len(ids)]
+        stats["cache_busy"] = False
+        return logits[0, -1]
+
     with torch.inference_mode():
         chunk = cache.layers[0].window if make_room is not None else max(1, len(prompt_ids))
         for start in range(0, len(prompt_ids) - 1, chunk):  # all but the last prompt token
-            piece = prompt_ids[start:min(start + chunk, len(prompt_ids) - 1)]
-            if make_room is not None:
-                make_room(len(piece))
-            model(input_ids=torch.tensor([piece], device=device), cache=cache, use_cache=True, logits_to_keep=1)
-        ids = torch.tensor([prompt_ids[-1:]], device=device)
+            if cancelled():
+                stats["finish_reason"] = "cancelled"
+                return
+            forward(prompt_ids[start:min(start + chunk, len(prompt_ids) - 1)])
+        ids = prompt_ids[-1:]
         for _ in range(sampling.max_tokens):
-            if make_room is not None:
-                make_room(ids.shape[1])
-            logits = model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
-            token = next_token(logits.cpu(), sampling, generator, generated)
+            if cancelled():
+                stats["finish_reason"] = "cancelled"
+                return
+            token = next_token(forward(ids).cpu(), sampling, generator, generated)
             if token in stop:
                 stats["finish_reason"] = "stop"
                 return
             generated = torch.cat([generated, torch.tensor([token])])
             stats["tokens_out"] += 1
+            stats["unfed"].append(token)
             yield token
-            ids = torch.tensor([[token]], device=device)
+            ids = [token]
 
 
-def stream_text(loaded: Any, messages: list[dict[str, str]], sampling: Sampling, stats: dict[str, Any]) -> Iterator[str]:
+def stream_text(loaded: Any, messages: list[dict[str, str]], sampling: Sampling, stats: dict[str, Any],
+                cancel: Callable[[], bool] | None = None) -> Iterator[str]:
     """Yield the answer to ``messages`` as text increments, as soon as each is complete."""
-    tokenizer = loaded.tokenizer
-    detok = Detokenizer(tokenizer)
-    prompt_ids = encode_chat(tokenizer, messages)
-    for token in stream_tokens(loaded.model, prompt_ids, sampling, stop_ids(loaded.model, tokenizer), stats):
+    yield from detokenize(loaded, encode_chat(loaded.tokenizer, messages), sampling, stats, cancel=cancel)
+
+
+def detokenize(loaded: Any, prompt_ids: list[int], sampling: Sampling, stats: dict[str, Any], cache: Any = None,
+               cancel: Callable[[], bool] | None = None) -> Iterator[str]:
+    """:func:`stream_tokens` on ``loaded``'s model, as text increments."""
+    detok = Detokenizer(loaded.tokenizer)
+    stop = stop_ids(loaded.model, loaded.tokenizer)
+    for token in stream_tokens(loaded.model, prompt_ids, sampling, stop, stats, cache=cache, cancel=cancel):
         piece = detok.push(token)
         if piece:
             yield piece
