@@ -9,6 +9,11 @@ room is made before the forward, the model's own defaults are the in-cache ones:
 ``get_query_offset`` and ``get_mask_sizes`` (see DESIGN.md §5). Absolute positions, which
 ``generate()`` would pass, must not be given.
 
+Left-padded batches (prompts of different lengths) declare their padding to ``make_room`` with the
+new tokens' 2-D mask; the cache then counts each row's pad slots at the front (``pad``), drops pads
+before real tokens when it evicts, so a short row's sinks are its first real tokens, and
+:meth:`SinkCache.forward_inputs` gives the ``attention_mask`` and ``position_ids`` the forward needs.
+
 Only rotary (RoPE) models whose rotary embedding is the plain or linearly scaled kind are served;
 :func:`sink_cache_for` refuses the rest (learned absolute positions, partial rotary dimensions,
 dynamic/YaRN/LongRoPE scaling) with an error that says why, instead of degrading silently.
@@ -63,26 +68,51 @@ class SinkLayer(CacheLayerMixin):
         self.seen += key_states.shape[-2]
         return self.keys, self.values
 
-    def make_room(self, new: int) -> int:
-        """Evict the oldest window tokens so ``new`` more fit; re-rotate the kept window keys. Returns how many went."""
-        import torch
-
+    def excess(self, new: int) -> int:
+        """Slots to evict so ``new`` more fit (never the first ``sinks``)."""
         length = self.get_seq_length()
         excess = length + new - (self.sinks + self.window)
-        if excess <= 0 or not self.is_initialized:
-            return 0
-        excess = min(excess, length - min(length, self.sinks))
-        if excess <= 0:
-            return 0
-        kept = self.keys[:, :, self.sinks + excess:]
-        angle = excess * self.inv_freq.to(device=kept.device, dtype=torch.float32)
+        return max(0, min(excess, length - min(length, self.sinks))) if self.is_initialized else 0
+
+    def make_room(self, new: int) -> int:
+        """Evict the oldest window tokens so ``new`` more fit; re-rotate the kept window keys. Returns how many went."""
+        excess = self.excess(new)
+        if excess:
+            self.evict(excess)
+        return excess
+
+    def evict(self, excess: int, pad: Any = None, dropped: Any = None) -> None:
+        """Remove ``excess`` slots from every row and re-rotate the kept window keys.
+
+        Unpadded (``dropped`` None or all 0): the ``excess`` window tokens after the sinks go, and the
+        kept window rotates back by ``excess``. Padded: row ``i`` has ``pad[i]`` pad slots in front and
+        loses ``dropped[i]`` of them plus its ``excess - dropped[i]`` oldest window tokens (those after
+        its ``sinks`` real tokens); its kept window rotates back by ``excess - dropped[i]``.
+        """
+        import torch
+
+        if dropped is None or not bool(dropped.any()):
+            shift: Any = excess
+            head, kept = self.keys[:, :, :self.sinks], self.keys[:, :, self.sinks + excess:]
+            self.values = torch.cat([self.values[:, :, :self.sinks], self.values[:, :, self.sinks + excess:]], dim=-2)
+        else:
+            rows, heads, length, dim = self.keys.shape
+            shift = excess - dropped  # [B] real window tokens each row loses
+            slot = torch.arange(length, device=self.keys.device)[None]
+            start = (pad + self.sinks)[:, None]  # a row's window starts after its pads and sinks
+            keep = (slot >= dropped[:, None]) & ~((slot >= start) & (slot < start + shift[:, None]))
+            index = keep.nonzero()[:, 1].view(rows, 1, length - excess, 1).expand(rows, heads, -1, dim)
+            keys, self.values = self.keys.gather(2, index), self.values.gather(2, index)
+            # a row that lost window tokens lost all its pads, so its window starts at slot `sinks`;
+            # the other rows rotate by 0, which leaves their keys exactly as they were
+            shift = shift.to(torch.float32)[:, None, None, None]
+            head, kept = keys[:, :, :self.sinks], keys[:, :, self.sinks:]
+        angle = shift * self.inv_freq.to(device=kept.device, dtype=torch.float32)
         emb = torch.cat((angle, angle), dim=-1)
         cos, sin = emb.cos(), emb.sin()
         # R(p - e) = R(-e) R(p): rotating by -e is x cos(e) - rotate_half(x) sin(e)
         rotated = (kept.float() * cos - _rotate_half(kept.float()) * sin).to(kept.dtype)
-        self.keys = torch.cat([self.keys[:, :, :self.sinks], rotated], dim=-2)
-        self.values = torch.cat([self.values[:, :, :self.sinks], self.values[:, :, self.sinks + excess:]], dim=-2)
-        return excess
+        self.keys = torch.cat([head, rotated], dim=-2)
 
     def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
         return self.get_seq_length() + query_length, 0
@@ -99,23 +129,84 @@ class SinkLayer(CacheLayerMixin):
 
 
 class SinkCache(Cache):
-    """Sinks + rolling window for every layer; call :meth:`make_room` before each forward."""
+    """Sinks + rolling window for every layer; call :meth:`make_room` before each forward.
+
+    ``pad`` is ``None`` until a batch declares left padding (see :meth:`make_room`); then it is a
+    LongTensor ``[B]``: each row's pad slots at the front, those of the forward being prepared included.
+    """
 
     def __init__(self, layers: list[SinkLayer]):
         super().__init__(layers=layers)
+        self.pad: Any = None
 
     @property
     def capacity(self) -> int:
         """Tokens the cache can hold (sinks + window)."""
         return self.layers[0].get_max_length()
 
-    def make_room(self, new: int) -> int:
-        """Before a forward of ``new`` tokens: evict so they fit (``new`` may not exceed the window)."""
+    def make_room(self, new: int, attention_mask: Any = None) -> int:
+        """Before a forward of ``new`` tokens: evict so they fit (``new`` may not exceed the window).
+
+        ``attention_mask`` (``[B, new]``, 1 real, 0 pad) declares left padding among the new tokens:
+        a row's pads must come before any of its real tokens, in this forward and all earlier ones.
+        Once padding is declared, pass the model :meth:`forward_inputs`; later calls may omit the mask
+        (all new tokens real). Evicting ``e`` slots, row ``i`` first drops ``min(e, pad[i])`` pads.
+        """
+        import torch
+
         window = self.layers[0].window
         if new > window:
             raise ValueError(f"a forward of {new} tokens does not fit a window of {window}; prefill in chunks of at most {window}")
-        evicted = [layer.make_room(new) for layer in self.layers]
-        return evicted[0]
+        if attention_mask is None and self.pad is None:
+            evicted = [layer.make_room(new) for layer in self.layers]
+            return evicted[0]
+        excess = self.layers[0].excess(new)
+        pad = self.pad
+        if pad is None:  # padding declared now, over a cache that has none
+            pad = torch.zeros(attention_mask.shape[0], dtype=torch.long, device=attention_mask.device)
+        new_pads = self._new_pads(new, attention_mask, pad)  # checked before anything changes
+        if excess:
+            # Row i keeps pad[i] + R[i] = L slots and loses e - d[i] real ones, d[i] = min(e, pad[i]).
+            # e <= L - sinks (SinkLayer.excess), so if e > pad[i]: e - pad[i] <= R[i] - sinks, and the
+            # tokens lost lie after the row's sinks; if e <= pad[i] it loses no real token at all.
+            dropped = pad.clamp(max=excess)
+            for layer in self.layers:
+                layer.evict(excess, pad, dropped)
+            pad = pad - dropped
+        self.pad = pad + new_pads
+        return excess
+
+    def _new_pads(self, new: int, attention_mask: Any, pad: Any) -> Any:
+        """Pads among the ``new`` tokens per row, after checking they form a left padding."""
+        import torch
+
+        if attention_mask is None:
+            return torch.zeros_like(pad)
+        mask = attention_mask.to(device=pad.device, dtype=torch.bool)
+        if mask.shape != (pad.shape[0], new):
+            raise ValueError(f"attention_mask has shape {tuple(mask.shape)}; a forward of {new} tokens over "
+                             f"{pad.shape[0]} rows needs ({pad.shape[0]}, {new})")
+        pads = new - mask.sum(dim=1)
+        left = torch.arange(new, device=pad.device)[None] >= pads[:, None]
+        has_real = self.get_seq_length() - pad > 0
+        if not bool((mask == left).all()) or bool((has_real & (pads > 0)).any()):
+            raise ValueError("a sink cache takes left padding only: in each row, pads (0 in attention_mask) "
+                             "must come before every real token; pad on the left, or keep feeding a finished "
+                             "row real tokens")
+        return pads
+
+    def forward_inputs(self, new: int) -> dict[str, Any]:
+        """After :meth:`make_room`: the ``attention_mask`` (``[B, slots + new]``, False at pad slots) and
+        ``position_ids`` (``[B, new]``: the row's real tokens in the cache onward) for a forward of
+        ``new`` tokens; ``{}`` when no padding was declared (the model's defaults are right then)."""
+        import torch
+
+        if self.pad is None:
+            return {}
+        slot = torch.arange(self.get_seq_length() + new, device=self.pad.device)[None]
+        # real tokens sit in slots pad .. end at in-cache positions 0 .. n-1; a pad's position is unused
+        return {"attention_mask": slot >= self.pad[:, None],
+                "position_ids": (slot[:, -new:] - self.pad[:, None]).clamp(min=0)}
 
     @property
     def tokens_seen(self) -> int:
