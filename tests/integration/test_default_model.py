@@ -55,3 +55,31 @@ def test_route_ranks_without_generating(home):
     assert data["winner"] == "coding"
     scores = [b["score"] for b in data["bids"]]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_chat_holds_200_turns_at_flat_memory_with_sane_replies(home):
+    """200 scripted turns through stdin, one conversation, a 256-token sink cache (so it rolls
+    hundreds of times): every reply right, the cache and the process's memory flat."""
+    capitals = {"France": "Paris", "Italy": "Rome", "Japan": "Tokyo", "Germany": "Berlin", "Spain": "Madrid"}
+    countries = list(capitals) * 40
+    lines = []
+    for turn, country in enumerate(countries, 1):
+        lines.append(f"What is the capital of {country}?")
+        if turn in (20, 100, 200):
+            lines.append("/stats")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AETH_")}
+    env["AETH_HOME"] = str(home)
+    out = subprocess.run([AETH, "-o", "cache.window=252", "chat", "-s", "general", "-q", "--temperature", "0",
+                          "--max-tokens", "12"], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                         env=env, timeout=900, cwd=home)
+    assert out.returncode == 0, out.stderr
+    stats = [line for line in out.stdout.splitlines() if line.startswith(("cache:", "process memory:"))]
+    replies = [line for line in out.stdout.splitlines() if line.startswith("The ") or "capital" in line]
+    assert len(replies) == 200
+    wrong = [(c, r) for c, r in zip(countries, replies, strict=True) if capitals[c] not in r]
+    assert not wrong, wrong[:5]
+    caches, memory = stats[0::2], [float(s.split()[2]) for s in stats[1::2]]
+    assert len(caches) == 3 and all("256 tokens held of 256" in c for c in caches)
+    assert len({c.split("(")[1].split(")")[0] for c in caches}) == 1  # the same bytes at turns 20, 100 and 200
+    assert max(memory) <= memory[0] * 1.05, memory
+    assert "turns, general" in out.stdout and "200 turns" in out.stdout
