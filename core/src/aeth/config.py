@@ -2,8 +2,12 @@
 
 Keys are dotted (``router.threshold``); in YAML they nest. Each key's environment variable is
 ``AETH_`` plus the key upper-cased with dots as underscores (``AETH_ROUTER_THRESHOLD``). Anything
-under ``plugins.<name>.`` is free-form and belongs to that plugin. Unknown keys and bad values
-from every source are collected and reported together in one :class:`~aeth.errors.ConfigError`.
+under ``plugins.<name>.`` is free-form and belongs to that plugin. Each ``teachers.<name>`` is a
+mapping describing one distillation teacher (``kind``, ``base_url``, ``model``, ``api_key_env``),
+merged field by field across sources (``-o teachers.mine.model=gpt-4o`` changes one field) and
+validated where the teacher is built (:func:`aeth.distill.teachers.teacher_from_config`). Unknown
+keys and bad values from every source are collected and reported together in one
+:class:`~aeth.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -98,6 +102,10 @@ KEYS: dict[str, Key] = {
 }
 
 
+#: top-level keys whose children are free-form subtrees, one per plugin or teacher
+SUBTREES = ("plugins", "teachers")
+
+
 def env_name(key: str) -> str:
     """The environment variable that sets ``key``."""
     return "AETH_" + key.upper().replace(".", "_")
@@ -107,13 +115,30 @@ def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in tree.items():
         path = f"{prefix}{k}"
-        if path == "plugins" and isinstance(v, Mapping):
-            out.update({f"plugins.{name}": sub for name, sub in v.items()})  # each plugin's own subtree
+        if path in SUBTREES and isinstance(v, Mapping):
+            out.update({f"{path}.{name}": sub for name, sub in v.items()})  # each plugin's or teacher's own subtree
         elif isinstance(v, Mapping):
             out.update(_flatten(v, path + "."))
         else:
             out[path] = v
     return out
+
+
+def _set_teacher_field(values: dict[str, Any], key: str, raw: Any) -> None:
+    """Merge ``teachers.<name>`` (a whole mapping) or ``teachers.<name>.<field>`` into ``values``.
+
+    Later sources change single fields of an entry instead of replacing it; anything that is not a
+    mapping is kept as it is, for the teacher's validation to report.
+    """
+    _, name, *field = key.split(".", 2)
+    entry_key = f"teachers.{name}"
+    current = values.get(entry_key)
+    if field:
+        values[entry_key] = {**(current if isinstance(current, Mapping) else {}), field[0]: raw}
+    elif isinstance(raw, Mapping) and isinstance(current, Mapping):
+        values[entry_key] = {**current, **raw}
+    else:
+        values[entry_key] = dict(raw) if isinstance(raw, Mapping) else raw
 
 
 def _parse_scalar(raw: str) -> Any:
@@ -133,7 +158,7 @@ class Config:
     def __getitem__(self, key: str) -> Any:
         if key in self._values:
             return self._values[key]
-        if key.startswith("plugins."):
+        if key.startswith(tuple(f"{t}." for t in SUBTREES)):
             return None
         raise KeyError(key)
 
@@ -141,6 +166,11 @@ class Config:
         """The value of ``key``, or ``default`` when it is unset or unknown."""
         v = self._values.get(key)
         return default if v is None else v
+
+    def subtrees(self, prefix: str) -> dict[str, Any]:
+        """``{name: value}`` for every ``<prefix>.<name>`` key set (``prefix`` is "plugins" or "teachers")."""
+        start = prefix + "."
+        return {k[len(start):]: v for k, v in self._values.items() if k.startswith(start)}
 
     @property
     def home(self) -> Path:
@@ -205,6 +235,10 @@ def load_config(overrides: Sequence[str] = (), path: str | os.PathLike | None = 
         for key, raw in layer.items():
             if key.startswith("plugins."):
                 values[key], sources[key] = raw, source
+                continue
+            if key.startswith("teachers."):
+                _set_teacher_field(values, key, raw)
+                sources["teachers." + key.split(".")[1]] = source
                 continue
             if key not in KEYS:
                 near = difflib.get_close_matches(key, list(KEYS), n=1)

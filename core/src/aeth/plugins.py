@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = {
     "aeth.generator": "aeth.default_plugins.generator",
     "aeth.evaluator": "aeth.default_plugins.evaluator",
     "aeth.trainer": "aeth.default_plugins.trainer",
+    "aeth.teachers": "aeth.default_plugins.teachers",
 }
 
 # How often each hook was called in this process: the hook meta-test reads it.

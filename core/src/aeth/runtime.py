@@ -53,3 +53,6 @@ def reset() -> None:
     """Forget configuration and loaded models (tests use this between cases)."""
     global _config, _models
     _config = _models = None
+    from aeth.plugins import invalidate_registries
+
+    invalidate_registries()  # specialists and teachers registered under the old config

@@ -29,7 +29,7 @@ def config_cmd(ctx, as_json):
 
     cfg = active_config(ctx)
     rows = [{"key": k, "value": v, "source": src, "env": env_name(k) if k in KEYS else "",
-             "help": KEYS[k].help if k in KEYS else "plugin setting"} for k, v, src in cfg.items()]
+             "help": KEYS[k].help if k in KEYS else "distillation teacher" if k.startswith("teachers.") else "plugin setting"} for k, v, src in cfg.items()]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
