@@ -285,3 +285,15 @@ def test_sigkill_mid_collection_then_the_same_command_resumes_and_a_rerun_asks_n
     before = proxy.requests
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "already collected" in again.stderr and proxy.requests == before
+
+
+def test_a_local_teacher_costs_nothing_and_threads_share_one_model(aeth_home, tiny_model_dir):
+    from aeth import runtime
+    from aeth.config import load_config
+    from aeth.distill.teachers import LocalTeacher
+
+    runtime.set_config(load_config([f"model.default={tiny_model_dir}", "model.threads=1"]))
+    teacher = LocalTeacher("local", str(tiny_model_dir))
+    folder, totals = collect(teacher, adder(), plan(n=8, max_tokens=4), aeth_home, Options(concurrency=4, **FAST))
+    assert totals.done == 8 and totals.priced and totals.cost == 0.0 and totals.tokens_out > 0
+    assert len(runtime.models().loaded) == 1  # four threads asked for the model at once; it loaded once

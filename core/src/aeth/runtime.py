@@ -7,6 +7,7 @@ the same base (:func:`models`).
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from aeth.config import Config, load_config
@@ -16,14 +17,16 @@ if TYPE_CHECKING:
 
 _config: Config | None = None
 _models: ModelPool | None = None
+_lock = threading.RLock()  # worker threads (teachers, servers) may ask for the pool at once
 
 
 def config() -> Config:
     """The active configuration (loaded from the usual sources on first use)."""
     global _config
-    if _config is None:
-        _config = load_config()
-    return _config
+    with _lock:
+        if _config is None:
+            _config = load_config()
+        return _config
 
 
 def set_config(cfg: Config) -> None:
@@ -40,13 +43,14 @@ def set_config(cfg: Config) -> None:
 
 
 def models() -> ModelPool:
-    """The process-wide model pool for the active configuration."""
+    """The process-wide model pool for the active configuration (one, whichever thread asks first)."""
     global _models
-    if _models is None:
-        from aeth.models.pool import ModelPool
+    with _lock:
+        if _models is None:
+            from aeth.models.pool import ModelPool
 
-        _models = ModelPool(config())
-    return _models
+            _models = ModelPool(config())
+        return _models
 
 
 def reset() -> None:

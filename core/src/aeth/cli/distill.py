@@ -77,7 +77,7 @@ def collect(ctx, specialist, teacher, model, base_url, n, max_tokens, temperatur
         click.echo(str(done))
         return
     table, table_path = prices(home)
-    if chosen.model not in table and type(chosen).__name__ != "LocalTeacher":
+    if chosen.model not in table and not getattr(chosen, "model_name", None):
         click.secho(f"no price for {chosen.model!r}: tokens are counted, cost is not (add it to {table_path})",
                     err=True, fg="yellow")
     stop = threading.Event()

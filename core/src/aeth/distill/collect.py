@@ -296,6 +296,8 @@ def collect(teacher: Any, specialist: Any, plan: CollectPlan, home: Path, option
     recorded = read_results(results_path)
     done = {r["index"] for r in recorded}
     table, _ = prices(home)
+    if getattr(teacher, "model_name", None):  # a local model costs nothing per token
+        table[plan.model] = (0.0, 0.0)
     totals = Totals(target=len(prompts), done=len(done))
     for r in recorded:
         _count(totals, r)
