@@ -31,29 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SPECIALIST = "killtest"
-PLUGIN = '''"""A throwaway specialist for the kill test: short sums, so a step takes milliseconds."""
-
-from aeth import hookimpl
-
-
-@hookimpl
-def register_specialists(register):
-    from aeth import DatasetRecipe, Specialist
-
-    records = [{"messages": [{"role": "user", "content": f"What is {a} plus {b}?"},
-                             {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]}
-               for a in range(1, 21) for b in range(1, 11)]
-    register(Specialist(name="killtest", description="adds two numbers (aeth kill test)", system_prompt="Be brief.",
-                        recipe=DatasetRecipe("killtest-seed", "1", lambda: records)))
-'''
 
 
 def environment(work: Path) -> dict:
     """The subprocess environment: a fresh $AETH_HOME, only the kill-test plugin, no user config."""
-    from aeth.testing import install_plugin_source
+    from aeth.testing import adder_plugin_source, install_plugin_source
 
+    plugin = adder_plugin_source(SPECIALIST, a_max=20, b_max=10)  # 200 records: short sums, millisecond steps
     env = {k: v for k, v in os.environ.items() if not k.startswith("AETH_")}
-    env.update(install_plugin_source(work / "plugin", SPECIALIST, PLUGIN), AETH_HOME=str(work / "home"),
+    env.update(install_plugin_source(work / "plugin", SPECIALIST, plugin), AETH_HOME=str(work / "home"),
                XDG_CONFIG_HOME=str(work / "config"), OMP_NUM_THREADS="1")
     return env
 

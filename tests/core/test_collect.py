@@ -19,29 +19,12 @@ from aeth.distill.collect import CollectError, CollectPlan, Options, ResponseCac
 from aeth.distill.teachers import Completion
 
 AETH = str(Path(sys.executable).with_name("aeth"))
-RECORDS = [{"messages": [{"role": "user", "content": f"What is {a} plus {b}?"},
-                         {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]}
-           for a in range(1, 9) for b in range(1, 6)]
-PLUGIN = '''from aeth import hookimpl
-
-
-@hookimpl
-def register_specialists(register):
-    from aeth import DatasetRecipe, Specialist
-
-    records = [{"messages": [{"role": "user", "content": f"What is {a} plus {b}?"},
-                             {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]}
-               for a in range(1, 9) for b in range(1, 6)]
-    register(Specialist(name="adder", description="adds two numbers", system_prompt="Be brief.",
-                        recipe=DatasetRecipe("adder-seed", "1", lambda: records)))
-'''
 
 
 def adder():
-    from aeth import DatasetRecipe, Specialist
+    from aeth.testing import adder_specialist
 
-    return Specialist(name="adder", description="adds two numbers", system_prompt="Be brief.",
-                      recipe=DatasetRecipe("adder-seed", "1", lambda: RECORDS))
+    return adder_specialist()
 
 
 class Proxy:
@@ -249,9 +232,9 @@ def test_the_response_cache_survives_processes(tmp_path):
 
 
 def test_sigkill_mid_collection_then_the_same_command_resumes_and_a_rerun_asks_nothing(aeth_home, proxy, tmp_path):
-    from aeth.testing import install_plugin_source
+    from aeth.testing import adder_plugin_source, install_plugin_source
 
-    env = {**os.environ, **install_plugin_source(tmp_path, "adder", PLUGIN), "AETH_HOME": str(aeth_home),
+    env = {**os.environ, **install_plugin_source(tmp_path, "adder", adder_plugin_source()), "AETH_HOME": str(aeth_home),
            "OPENAI_API_KEY": "sk-test", "OMP_NUM_THREADS": "1"}
     cmd = [AETH, "distill", "collect", "adder", "--teacher", "openai", "--base-url", proxy.url, "--model", "tiny",
            "--n", "30", "--max-tokens", "8", "--temperature", "0", "--concurrency", "2", "--backoff", "0.01"]

@@ -15,19 +15,6 @@ from aeth.training import checkpoint
 pytest.importorskip("peft")
 
 STEPS, SAVE_EVERY = 20, 4
-PLUGIN = '''from aeth import hookimpl
-
-
-@hookimpl
-def register_specialists(register):
-    from aeth import DatasetRecipe, Specialist
-
-    records = [{"messages": [{"role": "user", "content": f"What is {a} plus {b}?"},
-                             {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]}
-               for a in range(1, 9) for b in range(1, 6)]
-    register(Specialist(name="killtest", description="adds two numbers", system_prompt="Be brief.",
-                        recipe=DatasetRecipe("killtest-seed", "1", lambda: records)))
-'''
 
 
 @pytest.fixture
@@ -35,9 +22,10 @@ def env(aeth_home, tmp_path, monkeypatch):
     """The environment of an ``aeth`` subprocess that finds the ``killtest`` plugin as if installed."""
     import os
 
-    from aeth.testing import install_plugin_source
+    from aeth.testing import adder_plugin_source, install_plugin_source
 
-    return {**os.environ, **install_plugin_source(tmp_path, "killtest", PLUGIN), "OMP_NUM_THREADS": "1"}
+    source = adder_plugin_source("killtest")
+    return {**os.environ, **install_plugin_source(tmp_path, "killtest", source), "OMP_NUM_THREADS": "1"}
 
 
 def aeth_train(env, *args):

@@ -177,6 +177,29 @@ def install_plugin_source(directory: Path, name: str, source: str) -> dict[str, 
     return {"PYTHONPATH": path, "AETH_LOAD_PLUGINS": name}
 
 
+def adder_records(a_max: int = 8, b_max: int = 5) -> list[dict]:
+    """Chat records "What is a plus b?" -> "a plus b is c." for 1 <= a <= a_max, 1 <= b <= b_max."""
+    return [{"messages": [{"role": "user", "content": f"What is {a} plus {b}?"},
+                          {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]}
+            for a in range(1, a_max + 1) for b in range(1, b_max + 1)]
+
+
+def adder_specialist(name: str = "adder", a_max: int = 8, b_max: int = 5) -> Any:
+    """A throwaway specialist whose recipe is :func:`adder_records`: short sums, so a training
+    step or a teacher request takes milliseconds."""
+    from aeth.specialist import DatasetRecipe, Specialist
+
+    return Specialist(name=name, description="adds two numbers", system_prompt="Be brief.",
+                      recipe=DatasetRecipe(f"{name}-seed", "1", lambda: adder_records(a_max, b_max)))
+
+
+def adder_plugin_source(name: str = "adder", a_max: int = 8, b_max: int = 5) -> str:
+    """Source of a plugin registering :func:`adder_specialist` (for :func:`install_plugin_source`)."""
+    return (f"from aeth import hookimpl\n\n\n@hookimpl\ndef register_specialists(register):\n"
+            f"    from aeth.testing import adder_specialist\n\n"
+            f"    register(adder_specialist({name!r}, {a_max}, {b_max}))\n")
+
+
 # ---- fixtures -----------------------------------------------------------------------------
 
 
