@@ -7,7 +7,7 @@ import warnings
 
 import click
 
-from aeth.cli import adapters, chat, config, data, distill, eval, plugins, route, run, train  # noqa: F401  (each adds its command)
+from aeth.cli import adapters, chat, config, data, distill, distill_train, eval, plugins, route, run, train  # noqa: F401  (each adds its command)
 from aeth.cli.root import cli
 
 OWNER = "_aeth_plugin"  # attribute naming the plugin that added a command (absent: aeth's own)

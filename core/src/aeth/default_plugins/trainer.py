@@ -1,4 +1,5 @@
-"""aeth's default trainer: LoRA (or QLoRA) on the specialist's base model, ending in an adapter version."""
+"""aeth's default trainer: LoRA (or QLoRA) on the specialist's base model, ending in an adapter version
+(with ``plan.teacher``, distilling that teacher's token distributions as it trains)."""
 
 from __future__ import annotations
 
@@ -43,4 +44,13 @@ def train(specialist, plan):
                            "data_hash": records_hash([*data.train, *data.validation])},
                 "parent": parent.version if parent else None,
                 "specialist_version": specialist.version, "aeth_version": __version__}
-    return run(specialist, plan, data.train, data.validation, loaded, store, manifest, dist=dist)
+    teacher = None
+    if plan.teacher:  # logit distillation: the teacher on the same device, in the same dtype
+        teacher_path = resolve_model(plan.teacher, cfg)
+        teacher = load_model(teacher_path, quantization=plan.quantization, dtype=cfg.get("model.dtype", "auto"),
+                             device=device, trust_remote_code=bool(cfg.get("model.trust_remote_code", False)),
+                             name=plan.teacher)
+        manifest["teacher"] = {"model": plan.teacher, "name": plan.teacher_name, "path": str(teacher_path),
+                               "quantization": teacher.quantization, "dtype": teacher.dtype, "parameters": teacher.n_params,
+                               "hash": model_hash(teacher_path, cfg.home / "cache") if dist.main else None}
+    return run(specialist, plan, data.train, data.validation, loaded, store, manifest, dist=dist, teacher=teacher)

@@ -54,6 +54,23 @@ class TrainPlan:
     deepspeed: str | None = None
     run_dir: Path = field(default_factory=Path)
     resume: bool = False
+    #: logit distillation (``aeth distill train``): the teacher model aeth loads, None for plain SFT
+    teacher: str | None = None
+    #: the registered teacher it came from, if any (for the manifest)
+    teacher_name: str | None = None
+    kd_loss: str = "fkl"
+    kd_alpha: float = 0.5
+    kd_temperature: float = 1.0
+    jsd_beta: float = 0.5
+    #: "auto" (cache when the run passes over its examples more than once), "on" or "off"
+    kd_cache: str = "auto"
+    kd_top_k: int = 64
+
+    def kd_settings(self) -> Any:
+        """The distillation settings of this plan (:class:`aeth.distill.kd.KDSettings`), or None."""
+        from aeth.distill.kd import KDSettings
+
+        return None if not self.teacher else KDSettings(self.kd_loss, self.kd_alpha, self.kd_temperature, self.jsd_beta)
 
 
 @dataclass
@@ -69,6 +86,9 @@ class TrainResult:
     run_dir: Path | None = None
     #: the trained PEFT model as the run left it (one process; under FSDP or DeepSpeed, None)
     model: Any = field(default=None, repr=False)
+    #: with a teacher: mean divergence per validation token (the run's KD loss, exact logits)
+    val_kd_loss: float | None = None
+    first_val_kd_loss: float | None = None
 
 
 def lr_at(step: int, total: int, plan: TrainPlan) -> float:
@@ -99,7 +119,7 @@ def _learned(example: Any) -> int:
     return sum(label != IGNORE for label in example.labels[1:])
 
 
-def _loss(model: Any, examples: list, pad_id: int, items: int, sparse: bool = True) -> Any:
+def _loss(model: Any, examples: list, pad_id: int, items: int, sparse: bool = True, teacher: Any = None) -> Any:
     """Summed token loss of ``examples`` divided by ``items``, the trained tokens of the whole step on
     all ranks, so micro-batches and ranks add up to one mean over the step's global batch.
 
@@ -107,6 +127,10 @@ def _loss(model: Any, examples: list, pad_id: int, items: int, sparse: bool = Tr
     the cross-entropy run only at positions whose next token is learned in some row of the batch:
     prompt tokens (system, user turns) cost no lm_head and no log-softmax over the vocabulary. The
     loss is the same sum as transformers' own (fp32 logits, labels shifted by one).
+
+    With a ``teacher`` (:class:`~aeth.training.teacher_logits.LoopTeacher`), each learned token's
+    loss is ``alpha * divergence(teacher, student) + (1 - alpha) * cross-entropy``, the teacher's
+    distribution taken at exactly those positions of the same inputs.
     """
     import torch
 
@@ -114,16 +138,23 @@ def _loss(model: Any, examples: list, pad_id: int, items: int, sparse: bool = Tr
     device = next(model.parameters()).device
     labels = batch.pop("labels").to(device)
     inputs = {k: v.to(device) for k, v in batch.items()}
-    if not sparse:
+    if not sparse and teacher is None:
         return model(**inputs, labels=labels, num_items_in_batch=max(1, items)).loss
     targets = labels[:, 1:]
     keep = (targets != IGNORE).any(dim=0).nonzero().flatten()
     if keep.numel() == 0:  # nothing learned here (a rank's padding share): a zero that keeps the graph
         keep = torch.zeros(1, dtype=torch.long, device=device)
-    logits = model(**inputs, logits_to_keep=keep).logits
+    logits = model(**inputs, logits_to_keep=keep).logits if sparse else model(**inputs).logits[:, keep]
     chosen = targets[:, keep]
     loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), chosen.reshape(-1),
                                              ignore_index=IGNORE, reduction="sum")
+    if teacher is not None:
+        from aeth.distill.kd import mixed_loss, token_divergence
+
+        learned = chosen != IGNORE
+        student = logits[learned][..., :teacher.vocab]
+        kd = token_divergence(student, teacher.targets(examples, inputs, keep, learned), teacher.settings).sum()
+        loss = mixed_loss(kd, loss, teacher.settings.alpha)
     return loss / max(1, items)
 
 
@@ -154,6 +185,40 @@ def _validation_loss(model: Any, examples: list, pad_id: int, batch_size: int, d
                 mine, weight = chunk[:1], 0.0
             total += _loss(model, mine, pad_id, 1, sparse).item() * weight
             tokens += sum(_learned(e) for e in mine) * weight
+    model.train()
+    total, tokens = dist.sum(total, tokens)
+    return total / max(1.0, tokens)
+
+
+def _validation_kd(model: Any, teacher: Any, examples: list, pad_id: int, batch_size: int, dist: Dist,
+                   sparse: bool = True) -> float | None:
+    """Mean divergence per learned validation token between ``teacher`` and ``model`` (full teacher
+    logits, never the cache: this is what the run is trying to bring down)."""
+    import torch
+
+    from aeth.distill.kd import token_divergence
+
+    if teacher is None or not examples:
+        return None
+    model.eval()
+    total, tokens = 0.0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(examples), batch_size):
+            chunk = examples[i:i + batch_size]
+            mine, weight = dist.shard(chunk), 1.0
+            if not mine:
+                mine, weight = chunk[:1], 0.0
+            batch = collate(mine, pad_id)
+            device = next(model.parameters()).device
+            targets = batch.pop("labels")[:, 1:].to(device)
+            inputs = {k: v.to(device) for k, v in batch.items()}
+            keep = (targets != IGNORE).any(dim=0).nonzero().flatten()
+            logits = model(**inputs, logits_to_keep=keep).logits if sparse else model(**inputs).logits[:, keep]
+            learned = targets[:, keep] != IGNORE
+            kd = token_divergence(logits[learned][..., :teacher.vocab], teacher.logits(inputs, keep)[learned],
+                                  teacher.settings)
+            total += kd.sum().item() * weight
+            tokens += int(learned.sum()) * weight
     model.train()
     total, tokens = dist.sum(total, tokens)
     return total / max(1.0, tokens)
@@ -192,11 +257,13 @@ def make_optimizer(name: str, params: list, lr: float) -> Any:
 
 
 def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_records: list[dict], loaded: Any,
-          store: Any = None, manifest: dict | None = None, progress: bool = True, dist: Dist | None = None) -> TrainResult:
+          store: Any = None, manifest: dict | None = None, progress: bool = True, dist: Dist | None = None,
+          teacher: Any = None) -> TrainResult:
     """Train ``specialist``'s adapter on ``loaded`` (a freshly loaded, not shared, base model).
 
     ``dist`` places this process in a multi-process job (:func:`aeth.training.distributed.setup`);
-    every rank calls this with the same arguments, and rank 0 alone writes files.
+    every rank calls this with the same arguments, and rank 0 alone writes files. ``teacher`` (a
+    loaded model, with ``plan.teacher`` set) turns on logit distillation with ``plan``'s settings.
     """
     import torch
     from peft import LoraConfig, get_peft_model
@@ -239,17 +306,20 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
     total = plan.max_steps or max(1, math.ceil(len(train_set) / per_step * plan.epochs))
     run_dir = Path(plan.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    step, micro, first_val = 0, 0, None
+    kd = _loop_teacher(plan, teacher, loaded, pad_id, run_dir, passes=total * per_step / len(train_set))
+    step, micro, first_val, first_kd = 0, 0, None, None
     resumed = checkpoint.latest(run_dir) if plan.resume else None
     if resumed is not None:
         state, weights, optim = checkpoint.read(resumed, dist.rank)
         checkpoint.check_fits(resumed, weights, {n for n, _ in distributed.trainable_named(model)})
         distributed.load_full_state(model, optimizer, weights, optim, plan.fsdp)
         step, micro, first_val = state["step"], state["micro"], state.get("first_val_loss")
+        first_kd = state.get("first_val_kd_loss")
     else:
         if dist.main:
             write_plan(plan)
         first_val = _validation_loss(model, val_set, pad_id, plan.batch_size, dist, sparse)
+        first_kd = _validation_kd(model, kd, val_set, pad_id, plan.batch_size, dist, sparse)
 
     def save(state: dict, rng: Any = None) -> None:  # a collective under FSDP: every rank calls it
         weights, optim = distributed.full_state(model, optimizer, plan.fsdp)
@@ -266,7 +336,7 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
     metrics = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if dist.main else None
     reporter = Reporter(plan.report, run_dir, specialist.name) if dist.main else None
     batches = _batches(len(train_set), plan, micro)
-    started, tokens_seen, loss_value, val_loss = time.perf_counter(), 0, float("nan"), first_val
+    started, tokens_seen, loss_value, val_loss, val_kd = time.perf_counter(), 0, float("nan"), first_val, first_kd
     bar = _Bar(progress and dist.main, total, step)
     micro_at_start, rng_at_start, pending = micro, torch.get_rng_state(), None
 
@@ -295,7 +365,8 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
                 last = k == len(step_batches) - 1
                 with model.no_sync() if ddp and not last else nullcontext():  # DDP: all-reduce once a step
                     # DDP, FSDP and DeepSpeed average gradients over ranks; each rank's share of the sum is wanted
-                    loss = _loss(model, dist.shard(examples), pad_id, items, sparse) * dist.world
+                    args = (model, dist.shard(examples), pad_id, items, sparse) + ((kd,) if kd is not None else ())
+                    loss = _loss(*args) * dist.world
                     if engine:
                         model.backward(loss, scale_wrt_gas=False)
                         model.step()  # an optimizer step only at the accumulation boundary
@@ -315,18 +386,23 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
             if step % plan.eval_every == 0 or step == total:
                 val_loss = _validation_loss(model, val_set, pad_id, plan.batch_size, dist, sparse)
                 record["val_loss"] = val_loss
+                if kd is not None:
+                    val_kd = record["val_kd_loss"] = _validation_kd(model, kd, val_set, pad_id, plan.batch_size,
+                                                                    dist, sparse)
             log(record)
             pending = None
             bar.update(step, loss_value, record["tokens_per_s"])
             if step % plan.save_every == 0 and step < total:
-                save({"micro": micro, "first_val_loss": first_val, "loss": loss_value})
+                save({"micro": micro, "first_val_loss": first_val, "first_val_kd_loss": first_kd, "loss": loss_value})
     except KeyboardInterrupt:  # the step in flight is dropped whole: resuming redoes it from its start
         if pending is not None:  # interrupted in the validation after a finished step: that step counts
             pending.pop("val_loss", None)
+            pending.pop("val_kd_loss", None)
             log(pending)
-        save({"micro": micro_at_start, "first_val_loss": first_val, "loss": loss_value},
+        save({"micro": micro_at_start, "first_val_loss": first_val, "first_val_kd_loss": first_kd, "loss": loss_value},
              None if dist.active else rng_at_start)
-        return TrainResult(step, loss_value, val_loss, first_val, None, True, run_dir)
+        return TrainResult(step, loss_value, val_loss, first_val, None, True, run_dir, val_kd_loss=val_kd,
+                           first_val_kd_loss=first_kd)
     finally:
         for resource in (metrics, reporter):
             if resource is not None:
@@ -345,13 +421,46 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
                 **(manifest or {}), "hyperparameters": {k: v for k, v in asdict(plan).items() if k not in ("run_dir", "resume")},
                 "metrics": {"steps": step, "train_loss": loss_value, "val_loss": val_loss, "first_val_loss": first_val,
                             "trainable_parameters": sum(v.numel() for v in weights.values()),
-                            "processes": dist.world, "rank_weight_max_difference": rank_diff},
+                            "processes": dist.world, "rank_weight_max_difference": rank_diff,
+                            **({"val_kd_loss": val_kd, "first_val_kd_loss": first_kd} if kd else {})},
+                **({"distillation": {"teacher": plan.teacher, "teacher_name": plan.teacher_name, **kd.describe()}}
+                   if kd else {}),
                 "run": str(run_dir)})
     if dist.main:  # --resume refuses a finished run instead of training it again
         write_text(run_dir / FINISHED, json.dumps({"steps": step, "version": version.version if version else None}))
     dist.barrier()
     trained = None if plan.fsdp or engine else distributed.unwrap(model)
-    return TrainResult(step, loss_value, val_loss, first_val, version, False, run_dir, trained)
+    return TrainResult(step, loss_value, val_loss, first_val, version, False, run_dir, trained, val_kd, first_kd)
+
+
+def _loop_teacher(plan: TrainPlan, teacher: Any, loaded: Any, pad_id: int, run_dir: Path, passes: float) -> Any:
+    """The :class:`~aeth.training.teacher_logits.LoopTeacher` for ``plan`` (None without a teacher).
+
+    The teacher's logits are cached (top-k, under the run directory) when ``plan.kd_cache`` is "on",
+    or "auto" and the run passes over its examples more than once: the first pass must run the
+    teacher anyway, and every later one then reads ~0.5 KB per learned token (k = 64) instead of
+    running a forward of a model at least the student's size (docs/distillation.md has the figures).
+    """
+    from aeth.errors import AethError
+
+    settings = plan.kd_settings()
+    if settings is None and teacher is None:
+        return None
+    if settings is None or teacher is None:
+        raise AethError("logit distillation needs both plan.teacher and a loaded teacher model")
+    from aeth.distill.kd import check_output_sizes, check_vocabularies
+    from aeth.training.teacher_logits import CACHE_DIR, LoopTeacher, TeacherCache
+
+    check_vocabularies(loaded.tokenizer, teacher.tokenizer, loaded.name, plan.teacher)
+    vocab = check_output_sizes(loaded.model, teacher.model, loaded.tokenizer, loaded.name, plan.teacher)
+    if plan.kd_cache not in ("auto", "on", "off"):
+        raise AethError(f"kd_cache {plan.kd_cache!r}: choose auto, on or off")
+    cached = plan.kd_cache == "on" or (plan.kd_cache == "auto" and passes > 1.0)
+    cache = TeacherCache(run_dir / CACHE_DIR, plan.kd_top_k, plan.kd_temperature, plan.teacher) if cached else None
+    teacher.model.eval()
+    for parameter in teacher.model.parameters():
+        parameter.requires_grad_(False)
+    return LoopTeacher(teacher.model, settings, vocab, takes_logits_to_keep(teacher.model), pad_id, cache)
 
 
 def write_plan(plan: TrainPlan) -> None:
