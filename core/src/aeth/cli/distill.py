@@ -15,6 +15,10 @@ from aeth.cli.root import active_config, cli
 def distill():
     """Learn from teacher models (GPT-4o, Claude, any OpenAI-compatible server, local models).
 
+    `collect` asks a teacher for answers and keeps them as a training set (sequence-level
+    distillation, any teacher); `train` distils a local teacher's token distributions into a
+    specialist's adapter (logit distillation, same tokenizer).
+
     \b
     Examples:
       aeth distill collect coding --teacher openai --n 2000
@@ -22,6 +26,7 @@ def distill():
       aeth distill collect writing --teacher local --n 100        the offline default model
       aeth distill prices                                         the price table and where to edit it
       aeth train coding                                           trains on what was collected
+      aeth distill train coding --teacher ./bigger-smollm2        logit distillation from a local model
 
     \b
     Teachers: `openai` (OPENAI_API_KEY), `anthropic` (ANTHROPIC_API_KEY), `ollama`, `local`,
