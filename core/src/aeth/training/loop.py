@@ -167,10 +167,10 @@ def takes_logits_to_keep(model: Any) -> bool:
     return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
-def _validation_loss(model: Any, examples: list, pad_id: int, batch_size: int, dist: Dist,
-                     sparse: bool = True) -> float | None:
-    """Mean token loss over ``examples``, each rank taking its share of every chunk (a rank whose
-    share is empty still runs a forward with weight 0: under FSDP every rank must take part)."""
+def _validation_pass(model: Any, examples: list, batch_size: int, dist: Dist, measure: Any) -> float | None:
+    """Sum of ``measure(chunk) -> (total, tokens)`` over ``examples`` divided by its tokens, each rank
+    taking its share of every chunk (a rank whose share is empty still runs a forward with weight 0:
+    under FSDP every rank must take part)."""
     import torch
 
     if not examples:
@@ -183,45 +183,42 @@ def _validation_loss(model: Any, examples: list, pad_id: int, batch_size: int, d
             mine, weight = dist.shard(chunk), 1.0
             if not mine:
                 mine, weight = chunk[:1], 0.0
-            total += _loss(model, mine, pad_id, 1, sparse).item() * weight
-            tokens += sum(_learned(e) for e in mine) * weight
+            part, count = measure(mine)
+            total += part * weight
+            tokens += count * weight
     model.train()
     total, tokens = dist.sum(total, tokens)
     return total / max(1.0, tokens)
+
+
+def _validation_loss(model: Any, examples: list, pad_id: int, batch_size: int, dist: Dist,
+                     sparse: bool = True) -> float | None:
+    """Mean token loss over ``examples`` (see :func:`_validation_pass`)."""
+    return _validation_pass(model, examples, batch_size, dist, lambda mine: (
+        _loss(model, mine, pad_id, 1, sparse).item(), sum(_learned(e) for e in mine)))
 
 
 def _validation_kd(model: Any, teacher: Any, examples: list, pad_id: int, batch_size: int, dist: Dist,
                    sparse: bool = True) -> float | None:
     """Mean divergence per learned validation token between ``teacher`` and ``model`` (full teacher
     logits, never the cache: this is what the run is trying to bring down)."""
-    import torch
-
     from aeth.distill.kd import token_divergence
 
-    if teacher is None or not examples:
+    if teacher is None:
         return None
-    model.eval()
-    total, tokens = 0.0, 0.0
-    with torch.no_grad():
-        for i in range(0, len(examples), batch_size):
-            chunk = examples[i:i + batch_size]
-            mine, weight = dist.shard(chunk), 1.0
-            if not mine:
-                mine, weight = chunk[:1], 0.0
-            batch = collate(mine, pad_id)
-            device = next(model.parameters()).device
-            targets = batch.pop("labels")[:, 1:].to(device)
-            inputs = {k: v.to(device) for k, v in batch.items()}
-            keep = (targets != IGNORE).any(dim=0).nonzero().flatten()
-            logits = model(**inputs, logits_to_keep=keep).logits if sparse else model(**inputs).logits[:, keep]
-            learned = targets[:, keep] != IGNORE
-            kd = token_divergence(logits[learned][..., :teacher.vocab], teacher.logits(inputs, keep)[learned],
-                                  teacher.settings)
-            total += kd.sum().item() * weight
-            tokens += int(learned.sum()) * weight
-    model.train()
-    total, tokens = dist.sum(total, tokens)
-    return total / max(1.0, tokens)
+
+    def measure(mine: list) -> tuple[float, int]:
+        batch = collate(mine, pad_id)
+        device = next(model.parameters()).device
+        targets = batch.pop("labels")[:, 1:].to(device)
+        inputs = {k: v.to(device) for k, v in batch.items()}
+        keep = (targets != IGNORE).any(dim=0).nonzero().flatten()
+        logits = model(**inputs, logits_to_keep=keep).logits if sparse else model(**inputs).logits[:, keep]
+        learned = targets[:, keep] != IGNORE
+        kd = token_divergence(logits[learned][..., :teacher.vocab], teacher.logits(inputs, keep)[learned], teacher.settings)
+        return kd.sum().item(), int(learned.sum())
+
+    return _validation_pass(model, examples, batch_size, dist, measure)
 
 
 def prepare_kbit(model: Any) -> Any:
