@@ -158,16 +158,21 @@ def test_a_bad_request_is_not_retryable_and_carries_the_servers_message(tiny_ser
     assert "'temperature' must be between" in str(err.value)
 
 
-def test_concurrent_requests_take_turns_on_the_model(tiny_server):
-    teacher = OpenAITeacher("tiny", tiny_server.url, "tiny")
-    expected = ask(teacher, max_tokens=6)
-    results: list = [None] * 4
-    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, ask(teacher, max_tokens=6))) for i in range(4)]
+def in_threads(call, n=4):
+    """What ``call()`` returns in each of ``n`` threads started together, in thread order."""
+    results: list = [None] * n
+    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, call())) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert results == [expected] * 4
+    return results
+
+
+def test_concurrent_requests_take_turns_on_the_model(tiny_server):
+    teacher = OpenAITeacher("tiny", tiny_server.url, "tiny")
+    expected = ask(teacher, max_tokens=6)
+    assert in_threads(lambda: ask(teacher, max_tokens=6)) == [expected] * 4
 
 
 # ---- the OpenAI teacher against faults --------------------------------------------------------
@@ -408,13 +413,7 @@ def test_local_teacher_answers_counts_and_is_safe_across_threads(configure, tiny
     assert first.tokens_out <= 5 and first.finish_reason in ("stop", "length")
     sampled = ask(teacher, max_tokens=10, temperature=1.0, seed=5)
     assert ask(teacher, max_tokens=10, temperature=1.0, seed=5) == sampled
-    results: list = [None] * 4
-    threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, ask(teacher, max_tokens=5))) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert results == [first] * 4
+    assert in_threads(lambda: ask(teacher, max_tokens=5)) == [first] * 4
     with pytest.raises(TeacherError) as err:
         ask(teacher, timeout=0)
     assert not err.value.retryable and "longer than 0s" in str(err.value)
