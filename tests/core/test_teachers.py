@@ -158,6 +158,17 @@ def test_a_bad_request_is_not_retryable_and_carries_the_servers_message(tiny_ser
     assert "'temperature' must be between" in str(err.value)
 
 
+def teacher_error(respond, model="m", api_key_env=None):
+    """The TeacherError an OpenAI teacher raises against :func:`fault_server` ``(respond)``."""
+    server = fault_server(respond)
+    try:
+        with pytest.raises(TeacherError) as err:
+            ask(OpenAITeacher("gw", server.url, model, api_key_env=api_key_env))
+    finally:
+        server.shutdown()
+    return err.value
+
+
 def in_threads(call, n=4):
     """What ``call()`` returns in each of ``n`` threads started together, in thread order."""
     results: list = [None] * n
@@ -214,18 +225,13 @@ def in_30s() -> str:
 def test_rate_limits_and_server_errors_are_retryable(configure, status, headers, retry_after):
     headers = {k: in_30s() if v == "HTTP-DATE" else v for k, v in headers.items()}
     error = json.dumps({"error": {"message": "slow down", "type": "rate_limit"}}).encode()
-    server = fault_server(lambda h, body: raw(h, status, error, headers))
-    try:
-        with pytest.raises(TeacherError) as err:
-            ask(OpenAITeacher("gw", server.url, "m"))
-    finally:
-        server.shutdown()
-    assert err.value.retryable and err.value.status == status
-    assert "slow down" in str(err.value)
+    failure = teacher_error(lambda h, body: raw(h, status, error, headers))
+    assert failure.retryable and failure.status == status
+    assert "slow down" in str(failure)
     if retry_after is None:
-        assert err.value.retry_after is None
+        assert failure.retry_after is None
     else:
-        assert retry_after[0] <= err.value.retry_after <= retry_after[1]
+        assert retry_after[0] <= failure.retry_after <= retry_after[1]
 
 
 @pytest.mark.parametrize("reply, said", [
@@ -237,38 +243,23 @@ def test_rate_limits_and_server_errors_are_retryable(configure, status, headers,
     (json.dumps({**ok_body(), "usage": {"prompt_tokens": "many"}}).encode(), "usage.prompt_tokens"),
 ])
 def test_malformed_replies_are_retryable_and_say_what_was_wrong(configure, reply, said):
-    server = fault_server(lambda h, body: raw(h, 200, reply))
-    try:
-        with pytest.raises(TeacherError) as err:
-            ask(OpenAITeacher("gw", server.url, "m"))
-    finally:
-        server.shutdown()
-    assert err.value.retryable and "malformed" in str(err.value) and said in str(err.value)
+    failure = teacher_error(lambda h, body: raw(h, 200, reply))
+    assert failure.retryable and "malformed" in str(failure) and said in str(failure)
 
 
 def test_a_refused_key_is_not_retryable_and_never_appears_in_the_message(monkeypatch, configure):
     monkeypatch.setenv("AETH_TEST_TEACHER_KEY", KEY)
     echo = json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}", "type": "invalid_request_error"}}).encode()
-    server = fault_server(lambda h, body: raw(h, 401, echo))
-    try:
-        with pytest.raises(TeacherError) as err:
-            ask(OpenAITeacher("gw", server.url, "m", api_key_env="AETH_TEST_TEACHER_KEY"))
-    finally:
-        server.shutdown()
-    assert not err.value.retryable and err.value.status == 401
-    assert "$AETH_TEST_TEACHER_KEY" in str(err.value) and "Incorrect API key" in str(err.value)
-    assert KEY not in str(err.value) and KEY not in repr(err.value.args)
+    failure = teacher_error(lambda h, body: raw(h, 401, echo), api_key_env="AETH_TEST_TEACHER_KEY")
+    assert not failure.retryable and failure.status == 401
+    assert "$AETH_TEST_TEACHER_KEY" in str(failure) and "Incorrect API key" in str(failure)
+    assert KEY not in str(failure) and KEY not in repr(failure.args)
 
 
 def test_other_client_errors_are_not_retryable(configure):
     body = json.dumps({"error": "model 'nope' not found"}).encode()  # Ollama's error shape
-    server = fault_server(lambda h, b: raw(h, 404, body))
-    try:
-        with pytest.raises(TeacherError) as err:
-            ask(OpenAITeacher("gw", server.url, "nope"))
-    finally:
-        server.shutdown()
-    assert not err.value.retryable and "model 'nope' not found" in str(err.value) and "'nope'" in str(err.value)
+    failure = teacher_error(lambda h, b: raw(h, 404, body), model="nope")
+    assert not failure.retryable and "model 'nope' not found" in str(failure) and "'nope'" in str(failure)
 
 
 def test_a_server_slower_than_the_timeout_is_retryable(configure):
@@ -293,13 +284,8 @@ def test_a_dropped_connection_is_retryable(configure):
         handler.close_connection = True
         handler.connection.shutdown(socket.SHUT_RDWR)
 
-    server = fault_server(hang_up)
-    try:
-        with pytest.raises(TeacherError) as err:
-            ask(OpenAITeacher("gw", server.url, "m"))
-    finally:
-        server.shutdown()
-    assert err.value.retryable and "connection" in str(err.value)
+    failure = teacher_error(hang_up)
+    assert failure.retryable and "connection" in str(failure)
 
 
 def test_no_server_is_a_retryable_refused_connection():
