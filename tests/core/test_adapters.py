@@ -134,10 +134,8 @@ def test_run_serves_the_active_adapter_and_others_still_get_the_bare_base(aeth_h
     assert after.adapter is None and after.text == before.text
 
     # the served model is the stored adapter, exactly
-    from aeth import runtime
-
-    loaded = runtime.models().loaded[0]
-    served, scope = runtime.models().with_adapter(loaded, "tuned", store.active("tuned"))
+    loaded = app.models.loaded[0]
+    served, scope = app.models.with_adapter(loaded, "tuned", store.active("tuned"))
     ids = torch.tensor([[5, 17, 42, 99]])
     from transformers import AutoModelForCausalLM
 
@@ -146,7 +144,7 @@ def test_run_serves_the_active_adapter_and_others_still_get_the_bare_base(aeth_h
     with torch.no_grad(), scope:
         torch.testing.assert_close(served.model(input_ids=ids).logits.float(), reference(input_ids=ids).logits.float(),
                                    atol=1e-5, rtol=1e-4)
-    _, bare_scope = runtime.models().with_adapter(loaded, "plain", None)
+    _, bare_scope = app.models.with_adapter(loaded, "plain", None)
     with torch.no_grad(), bare_scope:
         bare = loaded.model(input_ids=ids).logits.float()
     with torch.no_grad():

@@ -77,16 +77,15 @@ def test_each_turn_feeds_only_its_new_text_and_the_cache_holds_the_whole_transcr
 
 
 def test_a_long_chat_rolls_at_constant_memory(tiny, aeth_home):
-    from aeth import runtime
-    from aeth.config import load_config
+    from aeth.generation.decode import default_cache
 
-    runtime.set_config(load_config(["cache.sinks=4", "cache.window=60"]))
     memory, messages = ChatMemory(), [{"role": "system", "content": "Be brief."}]
     sizes = []
     for i in range(40):
         messages.append({"role": "user", "content": f"Tell me about the number {i}."})
         stats = {}
-        text = "".join(memory.stream(tiny, "general", messages, sampling(i, max_tokens=8), stats))
+        text = "".join(memory.stream(tiny, "general", messages, sampling(i, max_tokens=8), stats,
+                                     new_cache=lambda model: default_cache(model, sinks=4, window=60)))
         messages.append({"role": "assistant", "content": text.strip()})
         assert stats["cache_tokens"] <= 64 and stats["cache_capacity"] == 64
         sizes.append(stats["cache_bytes"])

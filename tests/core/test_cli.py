@@ -14,14 +14,14 @@ from click.testing import CliRunner
 
 from aeth import hookimpl
 from aeth.cli import cli, main
-from aeth.plugins import get_host
+from aeth.plugins import default_host
 
 AETH = str(Path(sys.executable).with_name("aeth"))
 HEAVY = ("torch", "transformers", "peft", "sentence_transformers", "bitsandbytes")
 
 
 def invoke(*args, input=None):
-    get_host()
+    default_host()
     return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
 
 
@@ -133,7 +133,7 @@ def test_broken_plugin_leaves_run_working_with_one_warning(aeth_home, tiny_model
     assert out.returncode == 0, out.stderr
     warnings = [line for line in out.stderr.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1, out.stderr
-    assert "'broken'" in warnings[0] and "this plugin is broken on purpose" in warnings[0]
+    assert "'broken-plugin'" in warnings[0] and "this plugin is broken on purpose" in warnings[0]
 
 
 class CommandPlugin:
@@ -211,3 +211,54 @@ def test_a_plugin_cannot_take_another_plugins_command(aeth_home, register_plugin
     winner, loser = out.out.strip(), ({"first", "other"} - {out.out.strip()}).pop()
     assert winner in {"first", "other"}
     assert out.err == f"warning: plugin {loser!r} tried to replace the command added by plugin {winner!r} 'hello'; kept the original\n"
+
+
+def test_stdin_that_is_not_utf8_is_answered_with_one_warning(aeth_home, tiny_model_dir):
+    """Routed (the router embeds the prompt), so a stray byte must be decoded before it gets there."""
+    env = {**os.environ, "AETH_HOME": str(aeth_home), "AETH_LOAD_PLUGINS": ""}
+    out = subprocess.run([AETH, "-o", f"model.default={tiny_model_dir}", "-o", "model.threads=1", "run", "--json",
+                          "--max-tokens", "2", "--seed", "0"], input="What is the capital of Fran\xe7e?".encode("latin-1"),
+                         capture_output=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr.decode()
+    assert json.loads(out.stdout)["specialist"] == "general"
+    said = [line for line in out.stderr.decode().splitlines() if line.startswith("warning:")]
+    assert said == ["warning: standard input is not valid UTF-8: 1 undecodable byte sequence replaced by U+FFFD "
+                    "(convert it to UTF-8, e.g. with iconv, to keep them)"]
+
+
+QUIET_PROBE = """
+import sys
+if sys.argv[1] == "quiet":
+    from aeth.app import Aeth
+    Aeth()
+import bitsandbytes  # on CPUs with AVX512-BF16 it advises `pip install kernels`
+from deepspeed.accelerator import get_accelerator
+get_accelerator()  # without CUDA, says it fell back to the CPU
+"""
+
+
+def test_library_advice_to_their_developers_never_reaches_users(aeth_home):
+    env = {k: v for k, v in os.environ.items() if k != "DS_ACCELERATOR"}
+
+    def output(mode):  # DeepSpeed logs to stdout, where an answer goes
+        done = subprocess.run([sys.executable, "-c", QUIET_PROBE, mode], capture_output=True, text=True, env=env,
+                              stdin=subprocess.DEVNULL, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return done.stdout + done.stderr
+
+    loud, quiet = output("loud"), output("quiet")
+    assert "Setting accelerator to CPU" in loud  # the control: this machine does provoke the message
+    assert "Setting accelerator to CPU" not in quiet
+    if "pip install kernels" in loud:  # only CPUs with AVX512-BF16 provoke bitsandbytes' advice
+        assert "pip install kernels" not in quiet
+
+
+def test_reading_a_long_input_shows_progress_and_q_silences_it(aeth_home, tiny_model_dir, tmp_path):
+    document = tmp_path / "long.txt"
+    document.write_text("The quick brown fox jumps over the lazy dog. " * 1000, encoding="utf-8")
+    args = ("-o", f"model.default={tiny_model_dir}", "run", "-s", "general", "--max-tokens", "2", "--seed", "0",
+            "--file", str(document))
+    shown = invoke(*args, "summarise")
+    assert shown.exit_code == 0 and "general: reading the input:" in shown.stderr and "tokens" in shown.stderr
+    silent = invoke(*args, "-q", "summarise")
+    assert silent.exit_code == 0 and silent.stderr == ""

@@ -78,3 +78,22 @@ def test_env_names():
     assert env_name("router.threshold") == "AETH_ROUTER_THRESHOLD"
     assert env_name("home") == "AETH_HOME"
     assert load_config(env={"AETH_HOME": "/tmp/somewhere"}).home.as_posix() == "/tmp/somewhere"
+
+
+def test_get_of_an_unknown_key_raises_instead_of_reading_as_unset(aeth_home):
+    cfg = load_config()
+    assert cfg.get("generation.temperature", 0.5) == 0.5  # known and unset: the default given
+    assert cfg.get("teachers.mine") is None and cfg.get("plugins.someone.anything", 3) == 3  # free-form subtrees
+    with pytest.raises(KeyError, match="unknown configuration key 'model.dtyp' \\(did you mean 'model.dtype'\\?\\)"):
+        cfg.get("model.dtyp", "auto")
+
+
+def test_quantization_and_dtype_choices_are_declared_once():
+    from aeth.config import DTYPES, KEYS, QUANTIZATIONS
+    from aeth.models import loading
+    from aeth.specialist import Specialist
+
+    assert loading.QUANTIZATIONS is QUANTIZATIONS and loading.DTYPES is DTYPES
+    assert Specialist("x", "y", quantization="fp8").problems() == [
+        ("quantization", f"must be one of {', '.join(QUANTIZATIONS)}, got 'fp8'")]
+    assert KEYS["model.dtype"].default in DTYPES

@@ -192,3 +192,43 @@ def test_eval_command_errors(aeth_home, quiz_plugin):
     assert none.exit_code == 2 and "name a specialist" in none.output
     nosuite = runner.invoke(cli, ["eval", "general"])
     assert nosuite.exit_code == 1 and "has no eval suite" in nosuite.output
+
+
+def test_a_report_records_the_adapter_that_answered_and_base_says_it_drops_it(aeth_home, quiz_plugin, tiny_model_dir):
+    import peft
+    from transformers import AutoModelForCausalLM
+
+    from aeth.models.adapters import AdapterStore
+
+    lora = aeth_home.parent / "lora"
+    peft.get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                        peft.LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"])).save_pretrained(lora)
+    store = AdapterStore(aeth_home)
+    version = store.add("quiz", lora, {"base_model": str(tiny_model_dir)})
+    store.activate("quiz", version.version)
+    runner = CliRunner()
+    served = runner.invoke(cli, ["eval", "quiz", "--limit", "2", "--json", "--no-save"], catch_exceptions=False)
+    assert json.loads(served.stdout)["meta"]["adapter"] == version.version
+    shown = runner.invoke(cli, ["eval", "quiz", "--limit", "2", "--no-save"], catch_exceptions=False)
+    assert f"adapter {version.version}" in " ".join(shown.stdout.split())  # rich may wrap the line
+    bare = runner.invoke(cli, ["eval", "quiz", "--limit", "2", "--json", "--no-save", "--base", str(tiny_model_dir)],
+                         catch_exceptions=False)
+    assert json.loads(bare.stdout)["meta"]["adapter"] is None
+    assert f"evaluating the bare model, without quiz's adapter {version.version}" in bare.stderr
+
+
+def test_a_suite_without_groups_prints_its_name_not_empty_parentheses(aeth_home, register_plugin, tiny_model_dir):
+    class Flat:
+        @hookimpl
+        def register_specialists(self, register):
+            cases = [EvalCase("x1", "2+2", "4"), EvalCase("x2", "3+3", "6")]
+            register(Specialist(name="flat", description="one benchmark", base_model=str(tiny_model_dir),
+                                suite=EvalSuite(name="sums", version="1", cases=lambda: cases, max_tokens=2,
+                                                score=lambda case, answer: 0.0)))
+
+    register_plugin(Flat(), "flat-plugin")
+    out = CliRunner().invoke(cli, ["eval", "flat", "--no-save", "--show", "2"], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert "()" not in out.stdout
+    assert any(line.split()[:2] == ["sums", "2"] for line in out.stdout.splitlines()), out.stdout
+    assert "x1 score 0.00" in out.stdout

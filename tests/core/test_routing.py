@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aeth import runtime
 from aeth.errors import RoutingError
 from aeth.request import Request
 from aeth.routing import calibrate
@@ -100,9 +99,7 @@ def isolated_home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("AETH_CONFIG", str(empty))
     for var in ("AETH_ROUTER_THRESHOLD", "AETH_ROUTER_FALLBACK", "AETH_ROUTER_TOP_K"):
         monkeypatch.delenv(var, raising=False)
-    runtime.reset()
     yield home
-    runtime.reset()
 
 
 def make_router(embedder, home, **kw) -> EmbeddingRouter:
@@ -319,18 +316,21 @@ def test_accuracy_and_confusion_matrix(embedder, specialists, isolated_home):
 
 
 def test_default_plugin_routes_with_configured_settings(specialists, isolated_home, monkeypatch):
+    from aeth.app import Aeth
     from aeth.config import load_config
     from aeth.default_plugins import router as plugin
 
-    bids = plugin.route(Request(prompt="How big is the Milky Way?"), specialists)
+    app = Aeth()
+    bids = plugin.route(Request(prompt="How big is the Milky Way?"), specialists, app)
     assert bids[0].specialist == "astronomy" and all(b.plugin == "aeth.router" for b in bids)
     assert list((isolated_home / "cache" / "router").glob("astronomy.*.npy"))
-    assert plugin.route(Request(prompt="  "), specialists) is None
+    assert plugin.route(Request(prompt="  "), specialists, app) is None
 
-    # A new threshold in the configuration rebuilds the router: now nothing is confident enough.
-    runtime.set_config(load_config(overrides=["router.threshold=0.9", "router.top_k=1"]))
-    bids = plugin.route(Request(prompt="How big is the Milky Way?"), specialists)
+    # An application with another threshold has its own router: there nothing is confident enough.
+    strict = Aeth(load_config(overrides=["router.threshold=0.9", "router.top_k=1"]))
+    bids = plugin.route(Request(prompt="How big is the Milky Way?"), specialists, strict)
     assert (bids[0].specialist, bids[0].score) == ("general", 0.9)
+    assert plugin.route(Request(prompt="How big is the Milky Way?"), specialists, app)[0].specialist == "astronomy"
 
 
 def test_default_plugin_answers_through_the_hook(specialists, isolated_home, monkeypatch):
@@ -341,7 +341,9 @@ def test_default_plugin_answers_through_the_hook(specialists, isolated_home, mon
     host = PluginHost()
     assert host.register(plugin, "aeth.router", module=plugin.__name__, default=True)
     host.pm.check_pending()
-    results = dict(host.call_each("route", request=Request(prompt=OFF_TOPIC), specialists=specialists))
+    from aeth.app import Aeth
+
+    results = dict(host.call("route", request=Request(prompt=OFF_TOPIC), specialists=specialists, app=Aeth(host=host)))
     assert results["aeth.router"][0].specialist == "general"
 
 

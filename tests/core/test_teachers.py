@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from aeth import runtime
+from aeth.app import Aeth
 from aeth.config import load_config
 from aeth.distill.teachers import (
     AnthropicTeacher,
@@ -29,7 +29,7 @@ from aeth.distill.teachers import (
     get_teacher,
 )
 from aeth.errors import AethError, ConfigError
-from aeth.plugins import AethWarning, get_host, invalidate_registries
+from aeth.plugins import AethWarning
 from aeth.serving.openai import ChatCompletionsHandler, OpenAIServer, serve
 
 MESSAGES = [{"role": "system", "content": "You are a helpful assistant."},
@@ -39,23 +39,23 @@ KEY = "sk-test-0123456789abcdef"
 
 @pytest.fixture
 def configure(aeth_home):
-    """Make a configuration active (optionally from aeth.yaml text and -o overrides); registries
-    built under it are dropped at teardown so no teacher leaks into other tests."""
+    """An application (optionally configured by aeth.yaml text and -o overrides); call it again
+    for another. Each application collects its own teachers, so nothing leaks into other tests."""
     def apply(yaml_text: str | None = None, overrides: tuple[str, ...] = ()):
         if yaml_text is not None:
             (aeth_home.parent / "cwd" / "aeth.yaml").write_text(yaml_text)
-        cfg = load_config(list(overrides))
-        runtime.set_config(cfg)
-        invalidate_registries()
-        return cfg
-    apply()
-    yield apply
-    invalidate_registries()
+        return Aeth(load_config(list(overrides)))
+    return apply
 
 
 @pytest.fixture
-def tiny_server(configure, tiny_model_dir):
-    with serve(tiny_model_dir) as server:
+def app(configure):
+    return configure()
+
+
+@pytest.fixture
+def tiny_server(app, tiny_model_dir):
+    with serve(app, tiny_model_dir) as server:
         yield server
 
 
@@ -107,7 +107,7 @@ def post(url, payload) -> tuple[int, dict]:
 # ---- the OpenAI-compatible server and teacher, on the tiny model -----------------------------
 
 
-def test_openai_teacher_against_the_served_tiny_model(tiny_server, tiny_model_dir):
+def test_openai_teacher_against_the_served_tiny_model(tiny_server, tiny_model_dir, app):
     teacher = OpenAITeacher("tiny", tiny_server.url, "tiny")
     first = ask(teacher, max_tokens=6)
     assert isinstance(first, Completion) and isinstance(first.text, str)
@@ -116,7 +116,7 @@ def test_openai_teacher_against_the_served_tiny_model(tiny_server, tiny_model_di
     assert first.finish_reason == "stop" or first.tokens_out == 6
     assert ask(teacher, max_tokens=6) == first  # temperature 0: the same answer every time
     # the same model in-process gives the same text and counts: the server adds nothing
-    assert ask(LocalTeacher("direct", str(tiny_model_dir)), max_tokens=6) == first
+    assert ask(LocalTeacher("direct", str(tiny_model_dir), app), max_tokens=6) == first
     with urllib.request.urlopen(tiny_server.url + "/models", timeout=10) as r:
         assert json.loads(r.read())["data"][0]["id"] == str(tiny_model_dir)
 
@@ -389,8 +389,8 @@ def test_anthropic_reply_without_usage_is_malformed(messages_api):
 # ---- the local teacher ------------------------------------------------------------------------
 
 
-def test_local_teacher_answers_counts_and_is_safe_across_threads(configure, tiny_model_dir):
-    teacher = LocalTeacher("tiny", str(tiny_model_dir))
+def test_local_teacher_answers_counts_and_is_safe_across_threads(app, tiny_model_dir):
+    teacher = LocalTeacher("tiny", str(tiny_model_dir), app)
     assert teacher.model == teacher.model_name == str(tiny_model_dir)
     first = ask(teacher, max_tokens=5)
     from aeth.generation.prompt import encode_chat
@@ -408,18 +408,18 @@ def test_local_teacher_answers_counts_and_is_safe_across_threads(configure, tiny
 # ---- registry and configuration ---------------------------------------------------------------
 
 
-def test_builtin_teachers(configure):
-    teachers = get_host().teachers()
+def test_builtin_teachers(app):
+    teachers = app.teachers()
     assert {"local", "openai", "anthropic", "ollama"} <= set(teachers)
-    assert isinstance(teachers["local"], LocalTeacher) and teachers["local"].model_name == runtime.config()["model.default"]
+    assert isinstance(teachers["local"], LocalTeacher) and teachers["local"].model_name == app.config["model.default"]
     assert teachers["openai"] == OpenAITeacher("openai", "https://api.openai.com/v1", "gpt-4o-mini", "OPENAI_API_KEY")
     assert teachers["anthropic"].model == "claude-3-5-haiku-latest" and teachers["anthropic"].api_key_env == "ANTHROPIC_API_KEY"
     assert teachers["ollama"] == OpenAITeacher("ollama", "http://127.0.0.1:11434/v1", "llama3.2", None)
-    assert get_host().infos["aeth.teachers"].registered["teachers"] == ["local", "openai", "anthropic", "ollama"]
+    assert app.registry.registered["aeth.teachers"]["teachers"] == ["local", "openai", "anthropic", "ollama"]
 
 
 def test_config_entries_add_and_change_teachers(configure, tiny_model_dir):
-    configure(
+    app = configure(
         "teachers:\n"
         "  mine:\n    kind: openai\n    base_url: http://127.0.0.1:8000/v1\n    model: qwen\n    api_key_env: MY_GATEWAY_KEY\n"
         "  claude:\n    kind: anthropic\n    model: claude-sonnet\n"
@@ -427,47 +427,47 @@ def test_config_entries_add_and_change_teachers(configure, tiny_model_dir):
         f"  small:\n    kind: local\n    model: {tiny_model_dir}\n",
         overrides=("teachers.mine.model=qwen-14b", "model.default=" + str(tiny_model_dir)),
     )
-    assert get_teacher("mine") == OpenAITeacher("mine", "http://127.0.0.1:8000/v1", "qwen-14b", "MY_GATEWAY_KEY")
-    assert get_teacher("claude") == AnthropicTeacher("claude", "claude-sonnet", base_url="https://api.anthropic.com",
+    assert get_teacher(app, "mine") == OpenAITeacher("mine", "http://127.0.0.1:8000/v1", "qwen-14b", "MY_GATEWAY_KEY")
+    assert get_teacher(app, "claude") == AnthropicTeacher("claude", "claude-sonnet", base_url="https://api.anthropic.com",
                                                      api_key_env="ANTHROPIC_API_KEY")
-    assert get_teacher("ollama") == OpenAITeacher("ollama", "http://127.0.0.1:11434/v1", "qwen2.5", None)
-    assert get_teacher("small") == LocalTeacher("small", str(tiny_model_dir))
-    assert get_teacher("local").model_name == str(tiny_model_dir)  # follows model.default
-    assert runtime.config().sources["teachers.mine"] == "-o"
+    assert get_teacher(app, "ollama") == OpenAITeacher("ollama", "http://127.0.0.1:11434/v1", "qwen2.5", None)
+    assert get_teacher(app, "small") == LocalTeacher("small", str(tiny_model_dir), app)
+    assert get_teacher(app, "local").model_name == str(tiny_model_dir)  # follows model.default
+    assert app.config.sources["teachers.mine"] == "-o"
 
 
-def test_get_teacher_overrides_and_errors(configure):
-    original = get_host().teachers()["openai"]
-    other = get_teacher("openai", model="gpt-4o", base_url="http://127.0.0.1:9/v1")
+def test_get_teacher_overrides_and_errors(app):
+    original = app.teachers()["openai"]
+    other = get_teacher(app, "openai", model="gpt-4o", base_url="http://127.0.0.1:9/v1")
     assert (other.model, other.base_url, other.api_key_env) == ("gpt-4o", "http://127.0.0.1:9/v1", "OPENAI_API_KEY")
     assert original.model == "gpt-4o-mini"  # a copy, the registered one is untouched
-    assert get_teacher("local", model="some/model").model_name == "some/model"
+    assert get_teacher(app, "local", model="some/model").model_name == "some/model"
     with pytest.raises(AethError, match="no base_url"):
-        get_teacher("local", base_url="http://127.0.0.1:9/v1")
+        get_teacher(app, "local", base_url="http://127.0.0.1:9/v1")
     with pytest.raises(AethError) as err:
-        get_teacher("nope")
+        get_teacher(app, "nope")
     assert "'nope'" in str(err.value) and "anthropic, local, ollama, openai" in str(err.value)
 
 
 def test_a_bad_config_entry_is_a_config_error_naming_its_keys(configure):
-    configure("teachers:\n"
+    app = configure("teachers:\n"
               "  bad:\n    kind: grpc\n    model: ''\n    api_key: sk-do-not-print\n    base_ur: http://x\n"
               "  worse: just-a-string\n"
               "  leaky:\n    kind: openai\n    model: m\n    api_key_env: sk-live-key-by-mistake\n")
     with pytest.warns(AethWarning) as caught:
-        teachers = get_host().teachers()
+        teachers = app.teachers()
     warned = sorted(str(w.message).split(" was skipped")[0] for w in caught)
     assert warned == ["teacher 'bad'", "teacher 'leaky'", "teacher 'worse'"]
     assert "teachers.bad.kind" in str(caught[0].message)
     assert "bad" not in teachers and "openai" in teachers  # one bad entry costs only itself
     with pytest.raises(ConfigError) as err:
-        get_teacher("bad")
+        get_teacher(app, "bad")
     problems = "\n".join(err.value.problems)
     for key in ("teachers.bad.kind", "teachers.bad.model", "teachers.bad.api_key", "teachers.bad.base_ur"):
         assert key in problems
     assert "did you mean 'base_url'" in problems and "sk-do-not-print" not in str(err.value)
     with pytest.raises(ConfigError, match="teachers.worse: must be a mapping"):
-        get_teacher("worse")
+        get_teacher(app, "worse")
     with pytest.raises(ConfigError) as err:
-        get_teacher("leaky")
+        get_teacher(app, "leaky")
     assert "teachers.leaky.api_key_env" in str(err.value) and "sk-live-key-by-mistake" not in str(err.value)

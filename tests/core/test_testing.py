@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from aeth import runtime
+from aeth.app import Aeth
 from aeth.config import KEYS, load_config
-from aeth.plugins import get_host
+from aeth.plugins import default_host
 from aeth.testing import SPECIAL_TOKENS, build_tiny_model
 
 pytest_plugins = ["pytester"]
@@ -124,18 +124,16 @@ def leaky(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("AETH_ROUTER_THRESHOLD", "0.9")
     monkeypatch.setenv("AETH_LOAD_PLUGINS", "")  # picks plugins, not configuration: must survive
     monkeypatch.chdir(tmp_path)
-    runtime.set_config(load_config())  # a stale active configuration
     return tmp_path
 
 
 def test_leaky_fixture_really_leaks(leaky: Path):
     # Guards the next test: without aeth_home, each source does reach the configuration.
-    assert runtime.config()["router.threshold"] == 0.9
+    assert Aeth().config["router.threshold"] == 0.9
     cfg = load_config()
     assert cfg["router.top_k"] == 7 and cfg["model.device"] == "cpu"
     assert cfg.home == leaky / "real-home"
     assert load_config(env={"AETH_CONFIG": str(leaky / "explicit.yaml")})["router.fallback"] == "explicit"
-    runtime.reset()
 
 
 def test_aeth_home_isolates_configuration(leaky: Path, aeth_home: Path):
@@ -145,11 +143,10 @@ def test_aeth_home_isolates_configuration(leaky: Path, aeth_home: Path):
     assert os.environ["AETH_LOAD_PLUGINS"] == ""
     assert not [k for k in os.environ if k.startswith("AETH_") and k not in ("AETH_HOME", "AETH_LOAD_PLUGINS")]
     assert Path.cwd() != leaky and not (Path.cwd() / "aeth.yaml").exists()
-    cfg = runtime.config()
+    cfg = Aeth().config
     assert cfg.home == aeth_home
     assert cfg.sources == {"home": "environment"}, "something besides AETH_HOME reached the configuration"
     assert cfg["router.threshold"] == KEYS["router.threshold"].default
-    runtime.reset()
 
 
 def test_aeth_home_undoes_everything_at_teardown(pytester: pytest.Pytester):
@@ -157,24 +154,23 @@ def test_aeth_home_undoes_everything_at_teardown(pytester: pytest.Pytester):
         import os
         from pathlib import Path
 
-        from aeth import runtime
+        from aeth.app import Aeth
 
         seen = {}
 
         def test_uses_home(aeth_home, monkeypatch):
             monkeypatch.setenv("AETH_ROUTER_TOP_K", "9")
             seen["home"], seen["cwd"] = aeth_home, Path.cwd()
-            assert runtime.config()["router.top_k"] == 9
+            assert Aeth().config["router.top_k"] == 9
 
         def test_after(monkeypatch, tmp_path):
             assert os.environ.get("AETH_HOME") != str(seen["home"])
             assert Path.cwd() != seen["cwd"]
-            # a configuration left active by the fixture would still say top_k 9 and the old home
+            # an environment left behind by the fixture would still say top_k 9 and the old home
             monkeypatch.setenv("AETH_HOME", str(tmp_path))
             monkeypatch.delenv("AETH_ROUTER_TOP_K", raising=False)
-            assert runtime.config().home == tmp_path
-            assert runtime.config()["router.top_k"] == 3
-            runtime.reset()
+            assert Aeth().config.home == tmp_path
+            assert Aeth().config["router.top_k"] == 3
     """)
     pytester.runpytest_inprocess("-q").assert_outcomes(passed=2)
 
@@ -187,7 +183,8 @@ def test_register_plugin_unregisters_even_when_the_test_fails(pytester: pytest.P
         import warnings
 
         from aeth import Specialist, hookimpl
-        from aeth.plugins import get_host
+        from aeth.app import Aeth
+        from aeth.plugins import default_host
 
         class Throwaway:
             @hookimpl
@@ -196,15 +193,15 @@ def test_register_plugin_unregisters_even_when_the_test_fails(pytester: pytest.P
 
         def test_registers_then_fails(register_plugin):
             assert register_plugin(Throwaway(), name="throwaway-plugin") is True
-            specialist = get_host().specialists()["throwaway"]
+            specialist = Aeth().specialists()["throwaway"]
             assert specialist.plugin == "throwaway-plugin"
             assert False, "deliberate failure"
 
         def test_plugin_is_gone():
-            host = get_host()
+            host = default_host()
             assert not host.pm.has_plugin("throwaway-plugin")
             assert "throwaway-plugin" not in host.infos
-            assert "throwaway" not in host.specialists()
+            assert "throwaway" not in Aeth().specialists()
 
         def test_refused_name_is_not_unregistered(register_plugin):
             with warnings.catch_warnings(record=True):
@@ -212,10 +209,10 @@ def test_register_plugin_unregisters_even_when_the_test_fails(pytester: pytest.P
                 assert register_plugin(Throwaway(), name="aeth.general") is False
 
         def test_taken_name_survived():
-            assert get_host().pm.has_plugin("aeth.general")
-            assert "general" in get_host().specialists()
+            assert default_host().pm.has_plugin("aeth.general")
+            assert "general" in Aeth().specialists()
     """)
     result = pytester.runpytest_inprocess("-q")
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*deliberate failure*"])
-    assert not get_host().pm.has_plugin("throwaway-plugin")
+    assert not default_host().pm.has_plugin("throwaway-plugin")

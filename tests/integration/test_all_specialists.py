@@ -40,7 +40,7 @@ def test_every_installed_specialist_registers_cleanly(home):
     listed = {s["name"]: s for s in json.loads(out.stdout)}
     assert set(INSTALLED) <= set(listed)
     for name in INSTALLED:
-        assert listed[name]["plugin"] == name
+        assert listed[name]["plugin"] == f"aetherial-{name}"  # a plugin is its distribution
         assert listed[name]["routing_examples"] >= 40 and listed[name]["routing_heldout"] >= 20
         assert listed[name]["suite"]
 

@@ -53,10 +53,10 @@ def test_install_test_and_uninstall_the_template(venv, tmp_path):
         assert "warning" not in out.stderr, out.stderr
         return {p["name"]: p for p in json.loads(out.stdout)}
 
-    assert "example" not in plugins()
+    assert "aetherial-example" not in plugins()
     pip(venv, "install", "--no-deps", "--no-build-isolation", "-e", str(TEMPLATE))
     try:
-        example = plugins()["example"]
+        example = plugins()["aetherial-example"]  # a plugin is named after its distribution
         assert example["version"] == "0.1.0"
         assert example["registered"]["specialists"] == ["cooking"]
         assert example["hooks"] == ["register_specialists"]
@@ -71,5 +71,5 @@ def test_install_test_and_uninstall_the_template(venv, tmp_path):
         assert " passed" in tests.stdout and "failed" not in tests.stdout
     finally:
         pip(venv, "uninstall", "-y", "aetherial-example")
-    assert "example" not in plugins()
+    assert "aetherial-example" not in plugins()
     assert "cooking" not in {s["name"] for s in json.loads(aeth(venv, tmp_path, "specialists", "--json").stdout)}

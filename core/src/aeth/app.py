@@ -14,17 +14,23 @@ Applications use :class:`Aeth` directly; the CLI is a thin layer over it::
 from __future__ import annotations
 
 import difflib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aeth import runtime
-from aeth.config import Config
+from aeth.config import Config, load_config
 from aeth.errors import PluginError, PolicyBlocked, RoutingError, SpecialistError
-from aeth.plugins import PluginHost, get_host, warn
+from aeth.models.adapters import AdapterStore
+from aeth.plugins import PluginHost, default_host, warn
+from aeth.quiet import quiet_libraries
+from aeth.registry import Registry
 from aeth.request import Bid, GenerationContext, Request, Response, Sampling
 from aeth.specialist import Specialist
+
+if TYPE_CHECKING:
+    from aeth.models.pool import ModelPool
 
 
 class Answer:
@@ -42,9 +48,9 @@ class Answer:
 
     def __iter__(self) -> Iterator[str]:
         started = time.perf_counter()
-        context = GenerationContext(config=self.app.config, sampling=self.app.sampling(self.specialist, self.request),
-                                    models=runtime.models(), chat=self.chat, cancel=self.cancel)
-        stream = self.app.host.pm.hook.generate(specialist=self.specialist, request=self.request, context=context)
+        context = GenerationContext(self.app, self.app.sampling(self.specialist, self.request), chat=self.chat,
+                                    cancel=self.cancel)
+        stream = self.app.hook.generate(specialist=self.specialist, request=self.request, context=context)
         if stream is None:
             raise PluginError("no plugin implements the generate hook (aeth's default generator was disabled?)")
         ready = time.perf_counter()  # the default generator loads the model before returning its stream
@@ -70,17 +76,70 @@ class Answer:
 
 
 class Aeth:
-    """aeth as a library: specialists, routing and streamed answers, with plugins loaded."""
+    """aeth as a library: one application with its own config, plugins, models and adapters.
+
+    Everything below it receives the application (hook arguments, :attr:`GenerationContext.app`)
+    instead of reading process-wide state, so two applications with different configs live side
+    by side in one process (a server and a learner, or two tests). ``host`` defaults to the
+    process's installed plugins (:func:`aeth.plugins.default_host`); what they register is
+    collected per application, under its config.
+    """
 
     def __init__(self, config: Config | None = None, host: PluginHost | None = None):
-        if config is not None:
-            runtime.set_config(config)
-        self.config = runtime.config()
-        self.host = host or get_host()
+        quiet_libraries()  # what the ML libraries say to their own developers is not for this app's users
+        self.config = config if config is not None else load_config()
+        self.host = host or default_host()
+        self.adapters = AdapterStore(self.config.home)  #: adapter versions under this app's home
+        self._lock = threading.RLock()  # worker threads (teachers, servers) may ask for the pool at once
+        self._models: ModelPool | None = None
+        self._registry: Registry | None = None
+        self._state: dict[str, Any] = {}
+
+    @property
+    def models(self) -> ModelPool:
+        """This application's model pool: each base model loaded once, on first use, whichever thread asks."""
+        with self._lock:
+            if self._models is None:
+                from aeth.models.pool import ModelPool
+
+                self._models = ModelPool(self.config)
+            return self._models
+
+    @property
+    def hook(self) -> Any:
+        """The plugin host's hook caller (``app.hook.generate(...)``); pass ``app=self`` where the spec asks."""
+        return self.host.pm.hook
+
+    @property
+    def registry(self) -> Registry:
+        """What the plugins registered under this config (rebuilt after a plugin comes or goes)."""
+        with self._lock:
+            if self._registry is None or self._registry.generation != self.host.generation:
+                self._registry = Registry(self)
+            return self._registry
+
+    def state(self, key: str, make: Callable[[], Any]) -> Any:
+        """A value a plugin keeps for this application (made by ``make()`` on first use), e.g. a router
+        built from this application's settings. ``key`` should start with the plugin's name."""
+        with self._lock:
+            if key not in self._state:
+                self._state[key] = make()
+            return self._state[key]
 
     def specialists(self) -> dict[str, Specialist]:
         """Every registered specialist by name."""
-        return self.host.specialists()
+        return self.registry.specialists()
+
+    def teachers(self) -> dict[str, Any]:
+        """Every registered distillation teacher by name."""
+        return self.registry.teachers()
+
+    def describe_plugins(self, include_defaults: bool = False) -> list[dict]:
+        """What ``aeth plugins`` prints: each plugin's distribution, version, hooks and registrations."""
+        registry = self.registry
+        registry.specialists()
+        registry.teachers()
+        return self.host.describe(registry.registered, include_defaults)
 
     def specialist(self, name: str) -> Specialist:
         """The specialist called ``name``; an unknown name lists the installed ones."""
@@ -94,18 +153,19 @@ class Aeth:
 
     def check_input(self, request: Request) -> None:
         """Run every ``check_input`` hook; the first block raises :class:`PolicyBlocked`."""
-        for plugin, verdict in self.host.call_each("check_input", request=request):
+        for plugin, verdict in self.host.call("check_input", request=request, app=self):
             if verdict:
                 raise PolicyBlocked(plugin, str(verdict), "input")
 
     def check_output(self, request: Request, response: Response) -> None:
         """Run every ``check_output`` hook; the first block raises :class:`PolicyBlocked`."""
-        for plugin, verdict in self.host.call_each("check_output", request=request, response=response):
+        for plugin, verdict in self.host.call("check_output", request=request, response=response, app=self):
             if verdict:
                 raise PolicyBlocked(plugin, str(verdict), "output")
 
     def bids(self, request: Request) -> list[Bid]:
-        """Every router's bids for ``request``, best first (ties keep plugin order)."""
+        """Every router's bids for ``request``, best first; a tie goes to the bid pluggy returned
+        first (a ``tryfirst`` implementation, else the most recently registered plugin)."""
         specs = everyone = self.specialists()
         # a request with images goes to a specialist that sees; one without, to one that reads
         specs = {n: s for n, s in specs.items() if s.accepts_images == bool(request.images)}
@@ -113,7 +173,7 @@ class Aeth:
             raise RoutingError("the request has images, but no installed specialist accepts images: install one "
                                "(e.g. `pip install aetherial-vision`) or name one with --specialist")
         bids: list[Bid] = []
-        for plugin, result in self.host.call_each("route", request=request, specialists=specs):
+        for plugin, result in self.host.call("route", request=request, specialists=specs, app=self):
             for bid in result or []:
                 if isinstance(bid, Bid) and bid.specialist in everyone and bid.specialist not in specs:
                     continue  # a specialist for the other kind of request (with or without images)

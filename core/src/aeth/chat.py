@@ -184,9 +184,14 @@ class ChatMemory:
         self.last = None
 
     def stream(self, loaded: Any, key: Hashable, messages: list[dict[str, str]], sampling: Sampling,
-               stats: dict[str, Any], cancel: Callable[[], bool] | None = None) -> Iterator[str]:
+               stats: dict[str, Any], cancel: Callable[[], bool] | None = None,
+               new_cache: Callable[[Any], Any] | None = None,
+               progress: Callable[[int, int], Any] | None = None) -> Iterator[str]:
         """Answer the last of ``messages`` (system prompt, the conversation, the new question) with
-        ``loaded``, continuing lane ``key``'s cache; yield text increments."""
+        ``loaded``, continuing lane ``key``'s cache; yield text increments. ``new_cache(model)`` makes
+        a lane's cache when one starts (default: :func:`~aeth.generation.decode.default_cache`);
+        ``progress(done, total)`` hears how far a long turn's text is read (e.g. a
+        :class:`~aeth.generation.prefill.PrefillProgress`)."""
         from aeth.generation.decode import detokenize
         from aeth.generation.prompt import encode_chat
 
@@ -198,11 +203,11 @@ class ChatMemory:
         else:  # a new lane, or a chat format that does not extend: start over from the recent turns
             from aeth.generation.decode import default_cache
 
-            lane = Lane(default_cache(loaded.model))
+            lane = Lane((new_cache or default_cache)(loaded.model))
             ids = encode_chat(tokenizer, _recent(tokenizer, messages, _window(lane.cache)))
         self.last = key
         try:
-            yield from detokenize(loaded, ids, sampling, stats, cache=lane.cache, cancel=cancel)
+            yield from detokenize(loaded, ids, sampling, stats, cache=lane.cache, cancel=cancel, progress=progress)
         finally:  # kept unless a forward was cut short (a hard Ctrl-C, an error): then it is half-written
             if not stats.get("cache_busy"):
                 lane.fed, lane.unfed = len(messages) + 1, list(stats["unfed"])

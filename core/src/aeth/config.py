@@ -24,6 +24,12 @@ import yaml
 from aeth.errors import ConfigError
 
 CONFIG_FILE = "aeth.yaml"
+#: how a base model's weights are held: NF4 on CUDA and bf16 on CPU (auto), 4-bit NF4, or unquantized
+QUANTIZATIONS = ("auto", "nf4", "none")
+#: compute dtypes; auto = bf16 where the device supports it, else fp32
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+#: where models run; auto = CUDA if available
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def _choice(*options: str) -> Callable[[Any], Any]:
@@ -81,10 +87,10 @@ def _default_home() -> str:
 KEYS: dict[str, Key] = {
     "home": Key(None, _text, "where models, adapters, datasets and caches live (default: the user data dir)"),
     "model.default": Key("smollm2-135m-instruct", _text, "base model of the general fallback and of `--base` defaults"),
-    "model.quantization": Key(None, lambda v: v if v is None else _choice("auto", "nf4", "none")(v),
+    "model.quantization": Key(None, lambda v: v if v is None else _choice(*QUANTIZATIONS)(v),
                               "override every specialist's quantization: auto (NF4 on CUDA, bf16 on CPU), nf4, none"),
-    "model.dtype": Key("auto", _choice("auto", "bfloat16", "float16", "float32"), "compute dtype; auto = bf16 where supported, else fp32"),
-    "model.device": Key("auto", _choice("auto", "cpu", "cuda"), "where models run; auto = cuda if available"),
+    "model.dtype": Key("auto", _choice(*DTYPES), "compute dtype; auto = bf16 where supported, else fp32"),
+    "model.device": Key("auto", _choice(*DEVICES), "where models run; auto = cuda if available"),
     "model.threads": Key("auto", _threads, "torch CPU threads; auto = 1 for tiny models, else the usable cores not busy with other work"),
     "model.trust_remote_code": Key(False, _bool, "allow a hub model's own Python code to run (off: never by default)"),
     "router.threshold": Key(0.20, _number(float, -1.0, 1.0), "best similarity below this falls back to router.fallback"),
@@ -95,6 +101,9 @@ KEYS: dict[str, Key] = {
     "generation.top_k": Key(None, _number(int, 0, optional=True), "top-k sampling (0 = off); unset: the specialist's"),
     "generation.max_tokens": Key(None, _number(int, 1, optional=True), "most tokens to generate; unset: the specialist's"),
     "generation.seed": Key(None, _number(int, 0, optional=True), "random seed for reproducible sampling"),
+    "generation.max_input_tokens": Key(131072, _number(int, 1),
+                                       "longest input accepted, in tokens; a larger one is refused before any work "
+                                       "(a long document rolls through the KV cache, but its prefill takes time)"),
     "cache.sinks": Key(4, _number(int, 0, 1024), "attention-sink tokens a rolling KV cache keeps from the start of a text"),
     "cache.window": Key(None, _number(int, 16, optional=True),
                         "recent tokens the KV cache keeps besides the sinks; unset: the model's context (at most 4096) "
@@ -102,8 +111,12 @@ KEYS: dict[str, Key] = {
 }
 
 
-#: top-level keys whose children are free-form subtrees, one per plugin or teacher
-SUBTREES = ("plugins", "teachers")
+#: top-level keys whose children are subtrees: one per plugin (free-form), teacher or specialist
+SUBTREES = ("plugins", "teachers", "specialists")
+#: subtrees whose entries are mappings merged field by field across sources
+MAPPING_SUBTREES = ("teachers", "specialists")
+#: the fields a ``specialists.<name>`` entry may set
+SPECIALIST_FIELDS = {"plugin": "the plugin (distribution name) that serves this specialist when several register it"}
 
 
 def env_name(key: str) -> str:
@@ -124,14 +137,15 @@ def _flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _set_teacher_field(values: dict[str, Any], key: str, raw: Any) -> None:
-    """Merge ``teachers.<name>`` (a whole mapping) or ``teachers.<name>.<field>`` into ``values``.
+def _set_entry_field(values: dict[str, Any], key: str, raw: Any) -> None:
+    """Merge ``teachers.<name>`` (a whole mapping) or ``teachers.<name>.<field>`` into ``values``
+    (likewise ``specialists.<name>``).
 
     Later sources change single fields of an entry instead of replacing it; anything that is not a
     mapping is kept as it is, for the teacher's validation to report.
     """
-    _, name, *field = key.split(".", 2)
-    entry_key = f"teachers.{name}"
+    tree, name, *field = key.split(".", 2)
+    entry_key = f"{tree}.{name}"
     current = values.get(entry_key)
     if field:
         values[entry_key] = {**(current if isinstance(current, Mapping) else {}), field[0]: raw}
@@ -163,7 +177,13 @@ class Config:
         raise KeyError(key)
 
     def get(self, key: str, default: Any = None) -> Any:
-        """The value of ``key``, or ``default`` when it is unset or unknown."""
+        """The value of ``key``, or ``default`` when it is unset (None).
+
+        An unknown key raises KeyError naming the closest known one: a typo must not read as unset.
+        """
+        if key not in self._values and key not in KEYS and not key.startswith(tuple(f"{t}." for t in SUBTREES)):
+            near = difflib.get_close_matches(key, list(KEYS), n=1)
+            raise KeyError(f"unknown configuration key {key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
         v = self._values.get(key)
         return default if v is None else v
 
@@ -236,9 +256,9 @@ def load_config(overrides: Sequence[str] = (), path: str | os.PathLike | None = 
             if key.startswith("plugins."):
                 values[key], sources[key] = raw, source
                 continue
-            if key.startswith("teachers."):
-                _set_teacher_field(values, key, raw)
-                sources["teachers." + key.split(".")[1]] = source
+            if key.startswith(tuple(f"{t}." for t in MAPPING_SUBTREES)):
+                _set_entry_field(values, key, raw)
+                sources[".".join(key.split(".")[:2])] = source
                 continue
             if key not in KEYS:
                 near = difflib.get_close_matches(key, list(KEYS), n=1)
@@ -250,8 +270,26 @@ def load_config(overrides: Sequence[str] = (), path: str | os.PathLike | None = 
             except ValueError as e:
                 where = env_name(key) if source == "environment" else key
                 problems.append(f"{source}: {where} {e}, got {raw!r}")
+    problems += _specialist_entry_problems(values)
     if problems:
         raise ConfigError(problems)
     if values["home"] is None:
         values["home"] = _default_home()
     return Config(values, sources)
+
+
+def _specialist_entry_problems(values: dict[str, Any]) -> list[str]:
+    """What is wrong with the ``specialists.<name>`` entries (a mapping of :data:`SPECIALIST_FIELDS`)."""
+    problems = []
+    for key, entry in values.items():
+        if not key.startswith("specialists."):
+            continue
+        if not isinstance(entry, Mapping):
+            problems.append(f"{key}: must be a mapping with {', '.join(SPECIALIST_FIELDS)}, got {entry!r}")
+            continue
+        for name, value in entry.items():
+            if name not in SPECIALIST_FIELDS:
+                problems.append(f"{key}.{name}: unknown field (fields: {', '.join(SPECIALIST_FIELDS)})")
+            elif not isinstance(value, str) or not value.strip():
+                problems.append(f"{key}.{name}: must name a plugin (its distribution), got {value!r}")
+    return problems

@@ -57,14 +57,14 @@ class Sampling:
 class GenerationContext:
     """What a ``generate`` implementation gets besides the specialist and the request.
 
-    ``models`` is the process-wide :class:`~aeth.models.pool.ModelPool`; ``stats`` is filled in by
-    the generator (``tokens_in``, ``tokens_out``, ``finish_reason``, ``adapter``) and copied into
-    the response.
+    ``app`` is the :class:`~aeth.app.Aeth` answering: its ``config``, its ``models`` (the
+    :class:`~aeth.models.pool.ModelPool`) and its ``adapters`` are the ones to use, never a
+    process-wide copy. ``stats`` is filled in by the generator (``tokens_in``, ``tokens_out``,
+    ``finish_reason``, ``adapter``) and copied into the response.
     """
 
-    config: Any
+    app: Any
     sampling: Sampling
-    models: Any
     stats: dict[str, Any] = field(default_factory=dict)
     #: which adapter version answers: ``None`` = the specialist's active one, ``"base"`` = none,
     #: else a version id (how an eval judges a version before it is promoted)
@@ -76,6 +76,16 @@ class GenerationContext:
     #: generator keeps each model's KV cache in it across turns and feeds only the new text; a
     #: generator that cannot use it reads ``request.history`` instead
     chat: Any = None
+
+    @property
+    def config(self) -> Any:
+        """The answering application's :class:`~aeth.config.Config`."""
+        return self.app.config
+
+    @property
+    def models(self) -> Any:
+        """The answering application's :class:`~aeth.models.pool.ModelPool`."""
+        return self.app.models
 
 
 @dataclass

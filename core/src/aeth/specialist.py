@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-QUANTIZATIONS = ("auto", "nf4", "none")
+from aeth.config import QUANTIZATIONS
+
 ROLES = ("system", "user", "assistant")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"

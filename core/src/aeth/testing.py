@@ -5,9 +5,9 @@ Registered through the ``pytest11`` entry point, so in every test of every insta
 - :func:`build_tiny_model` / ``tiny_model_dir``: a Llama of a few hundred KB and a byte-level BPE
   tokenizer, both built in-process (no network, no model hub) and saved the way a real model is,
   so tests go through aeth's real loading code.
-- ``aeth_home``: a fresh ``$AETH_HOME``, no stray configuration, a clean :mod:`aeth.runtime`.
-- ``register_plugin``: register a throwaway plugin on the process-wide host; it is always
-  unregistered at teardown.
+- ``aeth_home``: a fresh ``$AETH_HOME`` and no stray configuration, so ``Aeth()`` starts from defaults.
+- ``register_plugin``: register a throwaway plugin on the default plugin host (every ``Aeth()``
+  not given another host sees it); it is always unregistered at teardown.
 - :class:`SpecialistContract`: subclass it in a specialist package's tests.
 
 Importing this module never imports torch or transformers (pytest loads it in every process);
@@ -24,6 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+__all__ = [
+    "HEAVY_MODULES",
+    "SpecialistContract",
+    "adder_plugin_source",
+    "adder_records",
+    "adder_specialist",
+    "aeth_home",
+    "build_tiny_model",
+    "install_plugin_source",
+    "register_plugin",
+    "tiny_model_dir",
+]
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 # SmolLM2's ChatML template without its built-in default system prompt, so a test that renders a
@@ -215,12 +228,11 @@ def aeth_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
 
     Every other ``AETH_*`` variable is cleared (``AETH_LOAD_PLUGINS`` is kept: it picks plugins,
     it is not configuration), the user config file is pointed at an empty directory, and the
-    working directory is a fresh one, so no ``./aeth.yaml`` is read. :func:`aeth.runtime.reset`
-    runs before and after, so the test starts from defaults and leaves nothing behind.
+    working directory is a fresh one, so no ``./aeth.yaml`` is read: an ``Aeth()`` made in the test
+    starts from defaults. There is no process-wide configuration to reset: each application owns its own.
     """
     import platformdirs
 
-    from aeth import runtime
     from aeth.plugins import LOAD_PLUGINS_ENV
 
     root = tmp_path_factory.mktemp("aeth")  # not tmp_path: the test may want that one empty
@@ -243,11 +255,7 @@ def aeth_home(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPath
 
     monkeypatch.setattr(platformdirs, "user_config_dir", user_config_dir)
     monkeypatch.chdir(cwd)
-    runtime.reset()
-    try:
-        yield home
-    finally:
-        runtime.reset()
+    yield home
 
 
 @pytest.fixture
@@ -255,14 +263,15 @@ def register_plugin() -> Iterator[Callable[..., bool]]:
     """Factory: ``register_plugin(obj, name="test-plugin")`` registers a throwaway plugin.
 
     ``obj`` is a module or object with ``@aeth.hookimpl`` methods; it is registered on the
-    process-wide host (:func:`aeth.plugins.get_host`). Returns what
-    :meth:`~aeth.plugins.PluginHost.register` returns: ``False`` (with a warning) when the host
-    refused it. Every plugin registered through the factory is unregistered at teardown, whether
-    the test passed or not; a name the host refused (already taken) is left alone.
+    default plugin host (:func:`aeth.plugins.default_host`), which every ``Aeth()`` not given
+    another host uses. Returns what :meth:`~aeth.plugins.PluginHost.register` returns: ``False``
+    (with a warning) when the host refused it. Every plugin registered through the factory is
+    unregistered at teardown, whether the test passed or not; a name the host refused (already
+    taken) is left alone.
     """
-    from aeth.plugins import get_host
+    from aeth.plugins import default_host
 
-    host = get_host()
+    host = default_host()
     registered: list[str] = []
 
     def register(obj: Any, name: str = "test-plugin") -> bool:
@@ -285,7 +294,8 @@ class SpecialistContract:
     """The tests every specialist package passes: subclass it as ``Test<Name>Contract``.
 
     Set ``specialist_name``; ``plugin_name`` (the entry-point name) defaults to it, and
-    ``plugin_module`` (the entry point's module) to ``aetherial_<name>.plugin``::
+    ``plugin_module`` (the entry point's module) to ``aetherial_<name>.plugin``. The specialist must
+    be registered by that entry point's distribution (a plugin is its distribution)::
 
         class TestCodingContract(SpecialistContract):
             specialist_name = "coding"
@@ -317,14 +327,22 @@ class SpecialistContract:
         return self.plugin_module or f"aetherial_{self.specialist_name.replace('-', '_')}.plugin"
 
     def _specialist(self):
-        from aeth.plugins import get_host
+        import warnings
+
+        from aeth.app import Aeth
+        from aeth.plugins import AethWarning
 
         assert self.specialist_name, f"{type(self).__name__} must set specialist_name"
-        specialists = get_host().specialists()
-        assert self.specialist_name in specialists, (
-            f"specialist {self.specialist_name!r} is not registered (found: {sorted(specialists)}); "
-            f"is the package installed (pip install -e) and not excluded by AETH_LOAD_PLUGINS?"
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", AethWarning)
+            specialists = Aeth().specialists()
+        if self.specialist_name not in specialists:
+            said = [str(w.message) for w in caught if issubclass(w.category, AethWarning)]
+            about = [m for m in said if repr(self.specialist_name) in m or repr(self._plugin_name) in m] or said
+            raise AssertionError(
+                f"specialist {self.specialist_name!r} is not registered (found: {sorted(specialists)}). "
+                + (f"Registration said: {' | '.join(about)}" if about else
+                   "Is the package installed (pip install -e) and not excluded by AETH_LOAD_PLUGINS?"))
         return specialists[self.specialist_name]
 
     # ---- the contract ---------------------------------------------------------------------
@@ -335,13 +353,16 @@ class SpecialistContract:
 
         from aeth.plugins import ENTRY_POINT_GROUP
 
-        eps = {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
-        assert eps.get(self._plugin_name) == self._plugin_module, (
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP)
+                 if ep.name == self._plugin_name and ep.value == self._plugin_module]
+        assert found, (
             f"no entry point {self._plugin_name} = {self._plugin_module!r} in group {ENTRY_POINT_GROUP!r} "
-            f"(found {eps}); declare it under [project.entry-points.aeth] and reinstall"
+            f"(found {[(ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP)]}); declare it under "
+            "[project.entry-points.aeth] and reinstall"
         )
         spec = self._specialist()
-        assert spec.plugin == self._plugin_name
+        assert spec.plugin == found[0].dist.metadata["Name"], (
+            f"specialist {spec.name!r} is served by plugin {spec.plugin!r}, not by {found[0].dist.metadata['Name']!r}")
         assert spec.problems() == []
         assert spec.name == self.specialist_name
 
@@ -380,8 +401,9 @@ class SpecialistContract:
         assert len(cases) >= 2, "an eval suite needs at least two cases"
         assert len({c.id for c in cases}) == len(cases), "eval case ids must be unique"
         tiny = replace(spec, base_model=str(self.contract_model_dir(tiny_model_dir)))
-        model = specialist_model(Aeth(), tiny, max_tokens=16)
-        report = run_evaluation(tiny, model, limit=2)
+        app = Aeth()
+        model = specialist_model(app, tiny, max_tokens=16)
+        report = run_evaluation(app, tiny, model, limit=2)
         assert report.n == 2
         assert len(report.cases) == 2
         assert 0.0 <= report.score <= 1.0

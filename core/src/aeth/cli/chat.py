@@ -10,7 +10,7 @@ import time
 
 import click
 
-from aeth.cli.root import active_config, cli
+from aeth.cli.root import cli, cli_app
 
 COMMANDS = """\
 /specialist [NAME|auto]  show who answers, pin NAME for every turn, or route each turn (auto)
@@ -53,14 +53,13 @@ In the chat:
 @click.option("-q", "--quiet", is_flag=True, help="Do not say on stderr which specialist answered each turn.")
 @click.pass_context
 def chat(ctx, specialist, resume, list_, temperature, top_p, top_k, max_tokens, seed, quiet):
-    from aeth.app import Aeth
     from aeth.chat import ChatMemory, Conversation, saved
 
-    config = active_config(ctx)
+    app = cli_app(ctx)
+    config = app.config
     if list_:
         _list(saved(config.home))
         return
-    app = Aeth(config)
     if specialist:
         app.specialist(specialist)  # an unknown name fails now, not at the first turn
     if resume:
@@ -91,7 +90,7 @@ class _Session:
             self._say(f"conversation {self.convo.id} ({who}); /help for commands, Ctrl-D to leave")
         while True:
             try:
-                line = input("you> " if self.interactive else "")
+                line = self._read_line()
             except EOFError:
                 break
             except KeyboardInterrupt:
@@ -107,6 +106,17 @@ class _Session:
                 continue
             self._turn(line)
         self._say(f"saved as {self.convo.id}; continue with `aeth chat --resume {self.convo.id}`")
+
+    def _read_line(self) -> str:
+        """The next line: typed at the prompt, or from a script on stdin (as UTF-8, bad bytes replaced)."""
+        if self.interactive:
+            return input("you> ")
+        from aeth.cli.run import decode_input
+
+        raw = sys.stdin.buffer.readline() if hasattr(sys.stdin, "buffer") else sys.stdin.readline()
+        if not raw:
+            raise EOFError
+        return decode_input(raw, "standard input")
 
     def _turn(self, text: str) -> None:
         from aeth.errors import AethError

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from aeth.cli.root import active_config, cli
+from aeth.cli.root import cli, cli_app
 
 
 @cli.command("data")
@@ -27,11 +27,10 @@ def data(ctx, specialist, files, mapping, no_generated, as_json):
       aeth data writing
       aeth data ecommerce --file tickets.csv --map prompt=question,answer=reply
     """
-    from aeth.app import Aeth
     from aeth.datasets import ColumnMapping, training_records
 
-    cfg = active_config(ctx)
-    spec = Aeth(cfg).specialist(specialist)
+    app = cli_app(ctx)
+    cfg, spec = app.config, app.specialist(specialist)
     parsed = ColumnMapping.parse(mapping) if mapping else None
     result = training_records(spec, cfg.home, [(f, parsed) for f in files], include_generated=not no_generated)
     summary = {"specialist": spec.name, "sources": result.sources, "train": len(result.train),

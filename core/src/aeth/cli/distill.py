@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 
 import click
 
-from aeth.cli.root import active_config, cli
+from aeth.cli.root import active_config, cli, cli_app
 
 
 @cli.group()
@@ -64,14 +63,14 @@ def collect(ctx, specialist, teacher, model, base_url, n, max_tokens, temperatur
     $AETH_HOME/datasets/SPECIALIST/<version>/ (records.jsonl + card.json), which `aeth train`
     reads. Cost is counted from the price table (`aeth distill prices`).
     """
-    from aeth.app import Aeth
     from aeth.distill.collect import CollectPlan, Options, finished_dataset, prices, run_dir, write_dataset
     from aeth.distill.collect import collect as run
     from aeth.distill.teachers import describe, get_teacher
 
-    config = active_config(ctx)
-    spec = Aeth(config).specialist(specialist)
-    chosen = get_teacher(teacher, model=model, base_url=base_url)
+    app = cli_app(ctx)
+    config = app.config
+    spec = app.specialist(specialist)
+    chosen = get_teacher(app, teacher, model=model, base_url=base_url)
     plan = CollectPlan(specialist=spec.name, teacher=chosen.name, model=chosen.model, n=n, max_tokens=max_tokens,
                        temperature=temperature, seed=seed, max_answer_chars=max_answer_chars)
     home = config.home
@@ -86,9 +85,9 @@ def collect(ctx, specialist, teacher, model, base_url, n, max_tokens, temperatur
         click.secho(f"no price for {chosen.model!r}: tokens are counted, cost is not (add it to {table_path})",
                     err=True, fg="yellow")
     stop = threading.Event()
-    bar = _Progress(n)
+    bar = _Collecting()
     options = Options(concurrency=concurrency, rpm=rpm, retries=retries, backoff=backoff, timeout=timeout,
-                      progress=bar.update)
+                      progress=bar)
     resumed = (folder / "results.jsonl").exists()
     click.echo(f"{'resuming' if resumed else 'collecting'} {n} answers from {describe(chosen)} for {spec.name} "
                f"-> {folder}", err=True)
@@ -123,25 +122,20 @@ def prices_cmd(ctx):
     click.echo(f"\nedit {path} to add or change a model, e.g.\n  my-model: {{input: 1.0, output: 3.0}}", err=True)
 
 
-class _Progress:
-    """A progress bar with the cost so far on a terminal; a line every ~10 % otherwise."""
+class _Collecting:
+    """``collect``'s progress callback on an :class:`aeth.progress.Progress`, with the cost so far
+    (made at the first answer, when the number of prompts is known)."""
 
-    def __init__(self, total: int):
-        self.total, self.tty, self.bar, self.last = total, sys.stderr.isatty(), None, -1
+    def __init__(self):
+        self.bar = None
 
-    def update(self, t: dict) -> None:
+    def __call__(self, t: dict) -> None:
+        from aeth.progress import Progress
+
+        if self.bar is None:
+            self.bar = Progress("collect", t["target"], done=t["done"] - 1, unit="answers").__enter__()
         money = f"${t['cost']:.4f}" + ("" if t["priced"] else "+?")
-        info = f"cost {money}, {t['requests']} requests, {t['cached']} cached, {t['retries']} retries"
-        if self.tty:
-            if self.bar is None:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=t["target"], initial=t["done"] - 1, unit="answer", file=sys.stderr)
-            self.bar.set_postfix_str(info, refresh=False)
-            self.bar.update(1)
-        elif t["done"] * 10 // max(1, t["target"]) != self.last:
-            self.last = t["done"] * 10 // max(1, t["target"])
-            click.echo(f"{t['done']}/{t['target']} answers; {info}", err=True)
+        self.bar.update(t["done"], f"cost {money}, {t['requests']} requests, {t['cached']} cached, {t['retries']} retries")
 
     def close(self) -> None:
         if self.bar is not None:

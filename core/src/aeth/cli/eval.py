@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import click
 
-from aeth.cli.root import active_config, cli
+from aeth.cli.root import cli, cli_app
 
 
 @cli.command("eval")
@@ -38,7 +38,8 @@ def eval_cmd(ctx, specialist, limit, samples, temperature, max_tokens, seed, bas
       aeth eval --list                     saved reports, newest last
       aeth eval --compare 2026 2026113     B against A, per benchmark and case by case
     """
-    cfg = active_config(ctx)
+    app = cli_app(ctx)
+    cfg = app.config
     from aeth.evals import store
 
     if compare:
@@ -49,7 +50,7 @@ def eval_cmd(ctx, specialist, limit, samples, temperature, max_tokens, seed, bas
         return
     if not specialist:
         raise click.UsageError("name a specialist to evaluate (see `aeth specialists`), or use --list / --compare")
-    report = _run(cfg, specialist, limit, samples, temperature, max_tokens, seed, base)
+    report = _run(app, specialist, limit, samples, temperature, max_tokens, seed, base)
     path = None if no_save else store.save(report, cfg.home, output)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False))
@@ -59,34 +60,42 @@ def eval_cmd(ctx, specialist, limit, samples, temperature, max_tokens, seed, bas
         click.echo(f"saved {path} (run id {report.meta['run_id']})", err=True)
 
 
-def _run(cfg, name, limit, samples, temperature, max_tokens, seed, base):
+def _run(app, name, limit, samples, temperature, max_tokens, seed, base):
     import time
 
-    from aeth import __version__, runtime
-    from aeth.app import Aeth
+    from aeth import __version__
     from aeth.errors import SpecialistError
     from aeth.evals.model import specialist_model
     from aeth.evals.runner import PROGRESS_WITHOUT_TTY, run_evaluation
 
-    app = Aeth(cfg)
     spec = app.specialist(name)
     if spec.suite is None:
         raise SpecialistError(f"specialist {name!r} (plugin {spec.plugin!r}) has no eval suite")
+    active = app.adapters.active(spec.name)
     if base:
         spec = replace(spec, base_model=base)
+        if active is not None:  # an adapter belongs to the base it was trained on
+            click.echo(f"--base {base}: evaluating the bare model, without {spec.name}'s adapter {active.version} "
+                       f"(trained on {active.manifest.get('base_model')})", err=True)
     suite = spec.suite
     temperature = suite.temperature if temperature is None else temperature
     if (samples or suite.samples) > 1 and temperature == 0:
         raise click.UsageError("several samples per case at temperature 0 would all be the same answer; "
                                "pass --temperature (e.g. 0.8)")
-    model = specialist_model(app, spec, temperature=temperature, max_tokens=max_tokens or suite.max_tokens, seed=seed)
-    PROGRESS_WITHOUT_TTY.set("lines")  # a long eval under nohup or in CI still says how far it is
-    report = run_evaluation(spec, model, limit=limit, samples=samples)
-    loaded = [m for m in runtime.models().loaded if m.name == spec.base_model]
+    model = specialist_model(app, spec, temperature=temperature, max_tokens=max_tokens or suite.max_tokens, seed=seed,
+                             adapter="base" if base else None)
+    token = PROGRESS_WITHOUT_TTY.set("lines")  # a long eval under nohup or in CI still says how far it is
+    try:
+        report = run_evaluation(app, spec, model, limit=limit, samples=samples)
+    finally:
+        PROGRESS_WITHOUT_TTY.reset(token)
+    loaded = [m for m in app.models.loaded if m.name == spec.base_model]
+    answered = sorted(model.answered_by, key=str)
     report.meta.update({
         "specialist_version": spec.version, "plugin": spec.plugin, "base_model": spec.base_model,
         "model": _model_meta(loaded[0]) if loaded else None,
-        "adapter": None,  # evaluated on the bare base model; adapter versions come with `aeth train`
+        # the adapter version(s) that answered; None: the bare base model
+        "adapter": answered[0] if len(answered) == 1 else answered or None,
         "settings": {"limit": limit, "samples": samples or suite.samples, "temperature": temperature,
                      "max_tokens": max_tokens or suite.max_tokens, "seed": seed},
         "suite_source": suite.source, "aeth_version": __version__,
@@ -112,7 +121,7 @@ def _print_report(report, show: int) -> None:
     table = Table("benchmark", "cases", report.metric, box=None, title=f"{report.specialist}: {report.suite} {report.suite_version}",
                   title_justify="left")
     for group, row in report.groups.items():
-        table.add_row(group, str(row["n"]), f"{row['score']:.3f}")
+        table.add_row(group or report.suite, str(row["n"]), f"{row['score']:.3f}")  # a suite without groups is one benchmark
     if len(report.groups) > 1:
         table.add_row("overall (mean of cases)", str(report.n), f"{report.score:.3f}")
     if report.meta.get("settings", {}).get("samples", 1) > 1:  # with one sample, pass@1 is the score above
@@ -129,7 +138,8 @@ def _print_report(report, show: int) -> None:
                   f"{model.get('quantization', '?')}), adapter {report.meta.get('adapter') or 'none'}; "
                   f"{report.seconds:.0f} s", style="dim")
     for case in sorted(report.cases, key=lambda c: c.score)[:show]:
-        console.print(f"\n[bold]{case.id}[/bold] ({case.group}) score {case.score:.2f}", highlight=False)
+        group = f" ({case.group})" if case.group else ""
+        console.print(f"\n[bold]{case.id}[/bold]{group} score {case.score:.2f}", highlight=False)
         console.print(f"prompt: {case.prompt[:300]}", markup=False, highlight=False)
         console.print(f"answer: {case.answers[0][:500]}", markup=False, highlight=False)
 
@@ -177,7 +187,7 @@ def _print_comparison(a, b, as_json: bool) -> None:
                   title=f"{a.suite}: B against A", title_justify="left")
     for group, sa, sb in cmp.rows:
         delta = "-" if sa is None or sb is None else f"{sb - sa:+.3f}"
-        table.add_row(group, fmt(sa), fmt(sb), delta)
+        table.add_row(group or a.suite, fmt(sa), fmt(sb), delta)
     console = _console()
     console.print(table)
     console.print(f"on the {cmp.common} cases both ran: B better on {cmp.better}, worse on {cmp.worse} "

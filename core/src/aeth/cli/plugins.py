@@ -6,16 +6,14 @@ import json
 
 import click
 
-from aeth.cli.root import active_config, cli
+from aeth.cli.root import cli, cli_app
 
 
 @cli.command()
 @click.option("--all", "include_defaults", is_flag=True, help="Include aeth's built-in default plugins.")
 def plugins(include_defaults):
-    """List installed plugins as JSON: name, version, hooks, and what each registered."""
-    from aeth.plugins import get_host
-
-    click.echo(json.dumps(get_host().describe(include_defaults), indent=2))
+    """List installed plugins as JSON: name, distribution, version, hooks, and what each registered."""
+    click.echo(json.dumps(cli_app(click.get_current_context()).describe_plugins(include_defaults), indent=2))
 
 
 @cli.command()
@@ -23,10 +21,7 @@ def plugins(include_defaults):
 @click.pass_context
 def specialists(ctx, as_json):
     """List the specialists that installed plugins register."""
-    from aeth.plugins import get_host
-
-    active_config(ctx)
-    specs = sorted(get_host().specialists().values(), key=lambda s: s.name)
+    specs = sorted(cli_app(ctx).specialists().values(), key=lambda s: s.name)
     if as_json:
         click.echo(json.dumps([s.summary() for s in specs], indent=2))
         return

@@ -23,8 +23,27 @@ Configuration: defaults < user config file < ./aeth.yaml < AETH_* environment < 
 """
 
 
+OWNER = "_aeth_plugin"  # attribute naming the plugin that added a command (absent: aeth's own)
+
+
 class AethGroup(click.Group):
-    """Turns :class:`AethError` into a one-line message and a non-zero exit."""
+    """Turns :class:`AethError` into a one-line message and a non-zero exit, and keeps plugins from
+    replacing a command that exists (aeth's own, or one another plugin added)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        from aeth.plugins import calling_plugin, warn
+
+        plugin = calling_plugin()  # set while a plugin's register_commands runs
+        name = name or cmd.name
+        old = self.commands.get(name)
+        if plugin is not None:
+            owner = None if old is None else getattr(old, OWNER, "aeth")
+            if owner not in (None, plugin):
+                whose = "aeth's own command" if owner == "aeth" else f"the command added by plugin {owner!r}"
+                warn(f"plugin {plugin!r} tried to replace {whose} {name!r}; kept the original")
+                return
+            setattr(cmd, OWNER, plugin)
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -44,12 +63,19 @@ def cli(ctx: click.Context, overrides: tuple[str, ...], config_path: str | None)
     ctx.obj = {"overrides": overrides, "config_path": config_path}
 
 
-def active_config(ctx: click.Context):
-    """Load the configuration from the root options and make it the process's active one."""
-    from aeth import runtime
+def cli_app(ctx: click.Context):
+    """The command's :class:`~aeth.app.Aeth`, built once per command line from the root options
+    (``-o``, ``--config``) and the usual config sources; every command works through it."""
+    from aeth.app import Aeth
     from aeth.config import load_config
 
-    root = ctx.find_root().obj or {}
-    cfg = load_config(root.get("overrides", ()), root.get("config_path"))
-    runtime.set_config(cfg)
-    return cfg
+    root = ctx.find_root()
+    root.obj = root.obj if root.obj is not None else {}
+    if root.obj.get("app") is None:
+        root.obj["app"] = Aeth(load_config(root.obj.get("overrides", ()), root.obj.get("config_path")))
+    return root.obj["app"]
+
+
+def active_config(ctx: click.Context):
+    """The configuration of the command's application (:func:`cli_app`)."""
+    return cli_app(ctx).config

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from aeth.cli.root import active_config, cli
+from aeth.cli.root import cli, cli_app
 
 
 @cli.command()
@@ -24,10 +24,9 @@ def route(ctx, prompt, as_json, evaluate):
       aeth route "Fix this TypeError in my Python script"
       aeth route --evaluate          how well the router routes prompts it never saw
     """
-    from aeth.app import Aeth
     from aeth.request import Request
 
-    app = Aeth(active_config(ctx))
+    app = cli_app(ctx)
     if evaluate:
         _evaluate(app, as_json)
         return
@@ -49,7 +48,15 @@ def route(ctx, prompt, as_json, evaluate):
 
 
 def _evaluate(app, as_json: bool) -> None:
+    """Route every held-out prompt; print accuracy, the confusion matrix and the mistakes (or JSON).
+
+    Off a terminal (a pipe, a log file) the table is printed at its full width instead of being cut
+    to 80 columns, and progress comes as a line every ~10 %.
+    """
+    import sys
+
     from aeth.errors import RoutingError
+    from aeth.progress import Progress
     from aeth.request import Request
     from aeth.routing.calibrate import accuracy
 
@@ -63,9 +70,12 @@ def _evaluate(app, as_json: bool) -> None:
     image = _placeholder_png() if seeing else b""
 
     def predict(prompt: str) -> str:
-        return app.route(Request(prompt=prompt, images=(image,) if prompt in seeing else ()))[0].specialist
+        chosen = app.route(Request(prompt=prompt, images=(image,) if prompt in seeing else ()))[0].specialist
+        bar.advance()
+        return chosen
 
-    result = accuracy(predict, labelled)
+    with Progress("route", len(labelled), unit="prompts") as bar:
+        result = accuracy(predict, labelled)
     confusion, correct = result["confusion"], result["correct"]
     result["mistakes"] = [{"prompt": p, "expected": e, "predicted": r} for p, e, r in result["mistakes"]]
     if as_json:
@@ -82,10 +92,12 @@ def _evaluate(app, as_json: bool) -> None:
         row = confusion[expected]
         table.add_row(expected, *(str(row.get(p, 0)) or "" for p in predicted_labels),
                       f"{row.get(expected, 0) / sum(row.values()):.0%}")
-    console = Console()
+    # rich cuts a table to 80 columns when stdout is not a terminal: print it whole there instead
+    console = Console() if sys.stdout.isatty() else Console(width=10_000)
     console.print(table)
     for m in result["mistakes"]:
-        console.print(f"  {m['expected']} -> {m['predicted']}: {m['prompt']}", markup=False, highlight=False, style="dim")
+        console.print(f"  {m['expected']} -> {m['predicted']}: {m['prompt']}", markup=False, highlight=False, style="dim",
+                      soft_wrap=True)
 
 
 def _placeholder_png() -> bytes:

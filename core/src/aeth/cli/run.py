@@ -9,16 +9,40 @@ import sys
 
 import click
 
-from aeth.cli.root import active_config, cli
+from aeth.cli.root import cli, cli_app
 
 
 def read_stdin() -> str:
-    """Piped or redirected standard input, else "" (a terminal or /dev/null is never waited on)."""
+    """Piped or redirected standard input, else "" (a terminal or /dev/null is never waited on).
+
+    Bytes that are not UTF-8 are replaced (U+FFFD) with one warning, so a binary or Latin-1 file
+    piped in gets an answer instead of an error deep in the router.
+    """
     try:
         mode = os.fstat(sys.stdin.fileno()).st_mode
     except (OSError, ValueError, AttributeError):  # no real stdin (closed, or a test runner's buffer)
-        return "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
-    return sys.stdin.read() if stat.S_ISFIFO(mode) or stat.S_ISREG(mode) else ""
+        if sys.stdin is None or sys.stdin.isatty():
+            return ""
+    else:
+        if not (stat.S_ISFIFO(mode) or stat.S_ISREG(mode)):
+            return ""
+    buffer = getattr(sys.stdin, "buffer", None)
+    raw = buffer.read() if buffer is not None else sys.stdin.read()
+    return decode_input(raw, "standard input")
+
+
+def decode_input(raw: bytes | str, where: str) -> str:
+    """``raw`` as text: UTF-8, with undecodable bytes replaced and one warning saying how many."""
+    if isinstance(raw, str):  # a text stream already decoded (perhaps with surrogate escapes)
+        raw = raw.encode("utf-8", errors="surrogateescape")
+    text = raw.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - raw.count("\ufffd".encode())
+    if bad:
+        from aeth.plugins import warn
+
+        warn(f"{where} is not valid UTF-8: {bad} undecodable byte sequence{'s' if bad != 1 else ''} replaced by U+FFFD "
+             "(convert it to UTF-8, e.g. with iconv, to keep them)")
+    return text
 
 
 @cli.command()
@@ -53,8 +77,7 @@ def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, im
       aeth run --image receipt.png "What is the total?"
       aeth run --file report.txt "Summarise this in five bullet points"
     """
-    from aeth.app import Aeth
-    from aeth.errors import PolicyBlocked
+    from aeth.progress import quiet as no_progress
     from aeth.request import Request
 
     documents = [_read_document(f) for f in files]  # first, so the instruction is the last thing read
@@ -62,13 +85,21 @@ def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, im
     text = "\n\n".join(p for p in (*documents, prompt, piped) if p)
     if not text.strip():
         raise click.UsageError("no prompt: give one as an argument or pipe it on standard input")
-    app = Aeth(active_config(ctx))
+    app = cli_app(ctx)
     for i, image in enumerate(images):  # fail now, before routing and loading models
         from aeth.images import image_bytes
 
         image_bytes(image, i)
     request = Request(prompt=text, specialist=specialist, temperature=temperature, top_p=top_p, top_k=top_k,
                       max_tokens=max_tokens, seed=seed, images=tuple(images))
+    with no_progress(quiet):  # -q: not even a long input's reading progress
+        _answer(ctx, app, request, as_json, quiet)
+
+
+def _answer(ctx, app, request, as_json: bool, quiet: bool) -> None:
+    """Stream (or, with ``as_json``, collect) the answer to ``request`` and say how it went."""
+    from aeth.errors import PolicyBlocked
+
     answer = app.stream(request)
     if not quiet and not as_json:
         click.secho(f"[{answer.specialist.name}] {answer.bid.reason}", err=True, dim=True)
@@ -97,7 +128,6 @@ def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, im
         who = f"{r.specialist} {r.adapter}" if r.adapter else r.specialist
         click.secho(f"[{who}] {r.tokens_out} tokens in {r.seconds - r.load_seconds:.1f} s{rate} "
                     f"({r.finish_reason}{loading})", err=True, dim=True)
-
 
 def _read_document(path: str) -> str:
     """The text of ``--file`` ``path`` (UTF-8), or an error naming the file and what is wrong."""

@@ -17,13 +17,11 @@ DATA = Path(__file__).with_name("data")
 
 
 @hookimpl
-def register_specialists(register):
-    from aeth import runtime
-
+def register_specialists(register, app):
     register(Specialist(
         name="general",
         description="General assistant on the base model: everyday questions, and whatever no specialist is confident about.",
-        base_model=runtime.config()["model.default"],
+        base_model=app.config["model.default"],
         system_prompt="You are a helpful assistant. Answer accurately and concisely, in complete sentences.",
         generation=GenerationDefaults(temperature=0.3, top_p=0.9, top_k=50, max_tokens=256, repetition_penalty=1.1),
         # everyday prompts, so "general" bids like any specialist and an everyday question is not

@@ -1,14 +1,13 @@
 """The default router: bids by embedding similarity between the prompt and routing examples.
 
-Settings come from the active configuration: ``router.threshold``, ``router.fallback``,
-``router.top_k`` and ``home`` (where example embeddings are cached). Another plugin can add its
-own ``route`` bids next to these; core picks the highest bid of all. Nothing heavy is imported
-here: the embedding model loads on the first routed prompt.
+Settings come from the answering application's config: ``router.threshold``, ``router.fallback``,
+``router.top_k`` and ``home`` (where example embeddings are cached); each application keeps its
+own router. Another plugin can add its own ``route`` bids next to these; core picks the highest bid
+of all. Nothing heavy is imported here: the embedding model loads on the first routed prompt.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING
 
 from aeth.hookspecs import hookimpl
@@ -18,31 +17,23 @@ if TYPE_CHECKING:
 
 PLUGIN = "aeth.router"
 
-_router: EmbeddingRouter | None = None
-_settings: tuple | None = None
-_lock = threading.Lock()
 
+def get_router(app) -> EmbeddingRouter:
+    """``app``'s router, built from its settings on first use."""
+    def build() -> EmbeddingRouter:
+        from aeth.routing.embedder import get_embedder
+        from aeth.routing.router import EmbeddingRouter
 
-def get_router() -> EmbeddingRouter:
-    """The router for the active configuration, rebuilt when its settings change."""
-    global _router, _settings
-    from aeth import runtime
-    from aeth.routing.embedder import get_embedder
-    from aeth.routing.router import EmbeddingRouter
+        cfg = app.config
+        return EmbeddingRouter(get_embedder(), cfg.home, threshold=cfg["router.threshold"],
+                               fallback=cfg["router.fallback"], top_k=cfg["router.top_k"], plugin=PLUGIN)
 
-    cfg = runtime.config()
-    settings = (str(cfg.home), cfg["router.threshold"], cfg["router.fallback"], cfg["router.top_k"])
-    with _lock:
-        if _router is None or settings != _settings:
-            _router = EmbeddingRouter(get_embedder(), cfg.home, threshold=settings[1], fallback=settings[2],
-                                      top_k=settings[3], plugin=PLUGIN)
-            _settings = settings
-        return _router
+    return app.state(f"{PLUGIN}.router", build)
 
 
 @hookimpl
-def route(request, specialists):
+def route(request, specialists, app):
     """Bid for every specialist with routing examples; abstain on an empty prompt."""
     if not request.prompt or not request.prompt.strip():
         return None
-    return get_router().rank(request.prompt, specialists)
+    return get_router(app).rank(request.prompt, specialists)

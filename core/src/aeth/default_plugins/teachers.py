@@ -13,17 +13,15 @@ from aeth.hookspecs import hookimpl
 
 
 @hookimpl
-def register_teachers(register):
-    from aeth import runtime
+def register_teachers(register, app):
     from aeth.distill.teachers import BUILTIN_TEACHERS, teacher_from_config
     from aeth.errors import ConfigError
     from aeth.plugins import warn
 
-    config = runtime.config()
-    entries = {**{name: {} for name in BUILTIN_TEACHERS}, **config.subtrees("teachers")}
+    entries = {**{name: {} for name in BUILTIN_TEACHERS}, **app.config.subtrees("teachers")}
     for name, entry in entries.items():
         try:
-            teacher = teacher_from_config(name, entry, config)
+            teacher = teacher_from_config(name, entry, app)
         except ConfigError as e:
             warn(f"teacher {name!r} was skipped: " + "; ".join(e.problems))
             continue

@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, is_dataclass, replace
+from dataclasses import dataclass, field, is_dataclass, replace
 from typing import Any, Protocol
 
 from aeth.errors import AethError, ConfigError
@@ -328,6 +328,8 @@ class LocalTeacher:
 
     name: str
     model_name: str
+    #: the :class:`~aeth.app.Aeth` whose model pool holds the model
+    app: Any = field(default=None, repr=False, compare=False)
 
     @property
     def model(self) -> str:
@@ -335,25 +337,26 @@ class LocalTeacher:
         return self.model_name
 
     def load(self) -> Any:
-        """The :class:`~aeth.models.loading.LoadedModel` from the process-wide pool (loaded on first use)."""
-        from aeth import runtime
-
-        return runtime.models().get(self.model_name)
+        """The :class:`~aeth.models.loading.LoadedModel` from the application's pool (loaded on first use)."""
+        if self.app is None:
+            raise AethError(f"local teacher {self.name!r} has no application to load {self.model_name!r} with; "
+                            "build it as LocalTeacher(name, model, app)")
+        return self.app.models.get(self.model_name)
 
     def complete(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float, timeout: float,
                  seed: int | None = None, top_p: float = 1.0) -> Completion:
         """Answer ``messages`` once with the local model."""
-        from aeth import runtime
-        from aeth.generation.decode import stream_text
+        from aeth.generation.decode import cache_settings, default_cache, stream_text
         from aeth.request import Sampling
 
         loaded = self.load()
-        served, scope = runtime.models().with_adapter(loaded, f"teacher-{self.name}", None)  # the bare base
+        served, scope = self.app.models.with_adapter(loaded, f"teacher-{self.name}", None)  # the bare base
         sampling = Sampling(temperature=temperature, top_p=top_p, top_k=0, max_tokens=max_tokens, repetition_penalty=1.0, seed=seed)
         stats: dict[str, Any] = {}
         with _lock_for(loaded.model), scope:
             deadline = time.monotonic() + timeout
-            text = "".join(stream_text(served, messages, sampling, stats, cancel=lambda: time.monotonic() > deadline))
+            text = "".join(stream_text(served, messages, sampling, stats, cancel=lambda: time.monotonic() > deadline,
+                                       cache=default_cache(served.model, **cache_settings(self.app.config))))
         if stats["finish_reason"] == "cancelled":
             raise TeacherError(f"teacher {self.name!r} ({self.model_name}) took longer than {timeout:g}s for one answer; "
                                "give it more time or fewer max_tokens", retryable=False)
@@ -376,11 +379,11 @@ FIELDS = ("kind", "base_url", "model", "api_key_env")
 _SECRET_FIELDS = ("api_key", "key", "token", "secret", "password", "authorization")
 
 
-def teacher_from_config(name: str, entry: Any, config: Any = None) -> Any:
+def teacher_from_config(name: str, entry: Any, app: Any) -> Any:
     """The teacher described by the ``teachers.<name>`` config entry (over the built-in of that name).
 
     ``kind`` is openai, anthropic or local; ``model`` is required for API kinds (local defaults to
-    ``model.default``); ``base_url`` defaults per kind; ``api_key_env`` names an environment
+    ``app``'s ``model.default``, and loads through ``app``'s model pool); ``base_url`` defaults per kind; ``api_key_env`` names an environment
     variable (the key itself is never accepted in config). Raises one ConfigError listing every
     problem, each naming its key.
     """
@@ -403,9 +406,7 @@ def teacher_from_config(name: str, entry: Any, config: Any = None) -> Any:
         problems.append(f"{at}.kind: must be one of {', '.join(KINDS)}, got {kind!r}")
     model = spec.get("model")
     if model is None and kind == "local":
-        from aeth import runtime
-
-        model = (config or runtime.config()).get("model.default")
+        model = app.config["model.default"]
     if not isinstance(model, str) or not model.strip():
         problems.append(f"{at}.model: must name the model to ask for, got {model!r}")
     base_url = spec.get("base_url", "https://api.openai.com/v1" if kind == "openai" else "https://api.anthropic.com")
@@ -422,29 +423,26 @@ def teacher_from_config(name: str, entry: Any, config: Any = None) -> Any:
     if problems:
         raise ConfigError(problems)
     if kind == "local":
-        return LocalTeacher(name, model)
+        return LocalTeacher(name, model, app)
     if kind == "anthropic":
         return AnthropicTeacher(name, model, base_url=base_url, api_key_env=key_env)
     return OpenAITeacher(name, base_url, model, api_key_env=key_env)
 
 
-def get_teacher(name: str, *, model: str | None = None, base_url: str | None = None) -> Any:
-    """The registered teacher ``name``, or a copy asking for another ``model`` or ``base_url``.
+def get_teacher(app: Any, name: str, *, model: str | None = None, base_url: str | None = None) -> Any:
+    """``app``'s registered teacher ``name``, or a copy asking for another ``model`` or ``base_url``.
 
     An unknown name raises AethError listing the teachers; a ``teachers.<name>`` entry with
     problems raises its ConfigError.
     """
-    from aeth import runtime
-    from aeth.plugins import get_host
-
-    teachers = get_host().teachers()
+    teachers = app.teachers()
     teacher = teachers.get(name)
     if teacher is None:
-        entry = runtime.config().subtrees("teachers").get(name)
+        entry = app.config.subtrees("teachers").get(name)
         if entry is None:
             raise AethError(f"no teacher named {name!r}; teachers: {', '.join(sorted(teachers)) or 'none'} "
                             f"(add one as teachers.{name} in aeth.yaml: kind, model, base_url, api_key_env)")
-        teacher = teacher_from_config(name, entry)  # raises the entry's ConfigError
+        teacher = teacher_from_config(name, entry, app)  # raises the entry's ConfigError
     changes: dict[str, str] = {}
     if model:
         changes["model_name" if isinstance(teacher, LocalTeacher) else "model"] = model

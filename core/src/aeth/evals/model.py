@@ -21,18 +21,21 @@ def specialist_model(app, specialist: Specialist, *, temperature: float = 0.0, m
 
     Sample ``i`` uses seed ``seed + i``: samples differ from each other, and a rerun repeats them.
     ``adapter`` picks the adapter version that answers (``None``: the active one; ``"base"``:
-    none), so a version can be judged before it is promoted.
+    none), so a version can be judged before it is promoted. The returned function's ``answered_by``
+    set collects the adapter versions that actually answered (``None`` for the bare base), which a
+    report records.
     """
-    from aeth import runtime
-
     def answer(prompt: str, *, images: tuple = (), sample: int = 0, max_tokens: int | None = None) -> str:
         request = Request(prompt=prompt, specialist=specialist.name, images=tuple(images))
         sampling = eval_sampling(specialist, temperature, max_tokens or default_tokens, seed + sample)
-        context = GenerationContext(config=app.config, sampling=sampling, models=runtime.models(), adapter=adapter)
-        stream = app.host.pm.hook.generate(specialist=specialist, request=request, context=context)
+        context = GenerationContext(app, sampling, adapter=adapter)
+        stream = app.hook.generate(specialist=specialist, request=request, context=context)
         if stream is None:
             raise PluginError("no plugin implements the generate hook (aeth's default generator was disabled?)")
-        return "".join(stream).strip()
+        text = "".join(stream).strip()
+        answer.answered_by.add(context.stats.get("adapter"))
+        return text
 
     default_tokens = max_tokens
+    answer.answered_by = set()
     return answer

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from aeth.errors import AethError, PluginError, SpecialistError
+from aeth.progress import Progress
 from aeth.specialist import EvalCase, EvalSuite, Specialist
 
 
@@ -136,7 +137,9 @@ def run_suite(specialist: Specialist, suite: EvalSuite, model: Callable[..., str
         raise PluginError(f"suite {suite.name!r} of specialist {specialist.name!r} has duplicate case ids")
     results: list[CaseResult] = []
     first_error: AethError | None = None
-    with _progress(progress, f"{specialist.name}: {suite.name}", len(cases) * samples) as advance:
+    lines = PROGRESS_WITHOUT_TTY.get() == "lines"
+    with Progress(f"{specialist.name}: {suite.name}", len(cases) * samples, unit="answers", show=progress,
+                  lines=lines) as bar:
         for case in cases:
             answers, scores, errors = [], [], []
             for sample in range(samples):
@@ -147,7 +150,7 @@ def run_suite(specialist: Specialist, suite: EvalSuite, model: Callable[..., str
                     answers.append("")
                     scores.append(0.0)
                     errors.append(str(e))
-                    advance()
+                    bar.advance()
                     continue
                 score = float(suite.score(case, answer))
                 if math.isnan(score) or not 0.0 <= score <= 1.0:
@@ -155,7 +158,7 @@ def run_suite(specialist: Specialist, suite: EvalSuite, model: Callable[..., str
                                       f"{score}; scores must lie in [0, 1]")
                 answers.append(answer)
                 scores.append(score)
-                advance()
+                bar.advance()
             results.append(CaseResult(case.id, case.prompt, answers, scores, case.group, errors))
     if results and all(len(r.errors) == len(r.answers) for r in results):
         raise first_error
@@ -187,50 +190,13 @@ def summarise(specialist: str, suite: EvalSuite, results: list[CaseResult], seco
 PROGRESS_WITHOUT_TTY: ContextVar[str] = ContextVar("aeth_eval_progress", default="none")
 
 
-class _progress:
-    """Progress as a context manager yielding ``advance()``: a rich bar on a terminal, else
-    plain lines when :data:`PROGRESS_WITHOUT_TTY` asks for them, else nothing."""
-
-    def __init__(self, show: bool, label: str, total: int):
-        self.show, self.label, self.total = show, label, total
-        self.bar = None
-        self.done, self.started, self.next_line = 0, time.monotonic(), max(1, total // 10)
-
-    def __enter__(self) -> Callable[[], None]:
-        if not self.show:
-            return lambda: None
-        if not sys.stderr.isatty():
-            return self._line if PROGRESS_WITHOUT_TTY.get() == "lines" else (lambda: None)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                            TextColumn("eta"), TimeRemainingColumn(), transient=True)
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda: self.bar.advance(task)
-
-    def _line(self) -> None:
-        self.done += 1
-        if self.done % self.next_line == 0 or self.done == self.total:
-            elapsed = time.monotonic() - self.started
-            eta = elapsed / self.done * (self.total - self.done)
-            print(f"{self.label}: {self.done}/{self.total} answers, {elapsed:.0f} s elapsed, ~{eta:.0f} s left",
-                  file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
-def run_evaluation(specialist: Specialist, model: Callable[..., str], limit: int | None = None,
+def run_evaluation(app: Any, specialist: Specialist, model: Callable[..., str], limit: int | None = None,
                    samples: int | None = None) -> EvalReport:
-    """Evaluate ``specialist`` through the ``evaluate`` hook (aeth's default runner answers last).
+    """Evaluate ``specialist`` through ``app``'s ``evaluate`` hook (aeth's default runner answers last).
 
     ``samples`` (answers per case) overrides the suite's when given; it reaches the default
     runner through the suite.
     """
-    from aeth.plugins import get_host
-
     if specialist.suite is None:
         raise SpecialistError(f"specialist {specialist.name!r} (plugin {specialist.plugin!r}) has no eval suite")
     suite = limited(specialist.suite, limit)
@@ -238,7 +204,7 @@ def run_evaluation(specialist: Specialist, model: Callable[..., str], limit: int
         if samples < 1:
             raise SpecialistError(f"--samples must be at least 1, got {samples}")
         suite = replace(suite, samples=samples)
-    report = get_host().pm.hook.evaluate(specialist=specialist, model=model, suite=suite)
+    report = app.hook.evaluate(specialist=specialist, model=model, suite=suite, app=app)
     if report is None:
         raise PluginError("no plugin implements the evaluate hook (aeth's default evaluator was disabled?)")
     return report

@@ -198,16 +198,16 @@ class OpenAIServer(ThreadingHTTPServer):
         self.shutdown()
 
 
-def serve(model_name: str, host: str = "127.0.0.1", port: int = 0, *,
+def serve(app: Any, model_name: str, host: str = "127.0.0.1", port: int = 0, *,
           handler: type[BaseHTTPRequestHandler] = ChatCompletionsHandler, load: bool = True) -> OpenAIServer:
-    """Serve ``model_name`` (a built-in name, local directory or hub id) on ``host:port`` (0: any
-    free port) in a background thread, and return the running :class:`OpenAIServer`.
+    """Serve ``model_name`` (a built-in name, local directory or hub id) from ``app``'s model pool on
+    ``host:port`` (0: any free port) in a background thread, and return the running :class:`OpenAIServer`.
 
     The model is loaded before this returns (``load=False`` defers it to the first request), so
     the first request does not time out waiting for it. ``handler`` may be a subclass of
     :class:`ChatCompletionsHandler`.
     """
-    teacher = LocalTeacher("serve", str(model_name))
+    teacher = LocalTeacher("serve", str(model_name), app)
     if load:
         teacher.load()
     return OpenAIServer((host, port), handler, teacher, str(model_name)).start()
