@@ -202,7 +202,8 @@ def student(directory: Path, records: list, args, teacher_dir: Path | None = Non
             kd_cache: str = "auto", seed: int = 0):
     """Train a LoRA on the student through aeth's ``train``; returns (trained model, tokenizer, seconds, run dir)."""
     from aeth import AdapterSpec, Specialist
-    from aeth.training.loop import TrainPlan, train
+    from aeth.training import TrainPlan
+    from aeth.training.loop import train
 
     hidden = SIZES[args.student_size][0]
     targets = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "embed_tokens", "lm_head")

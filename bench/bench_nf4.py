@@ -84,11 +84,11 @@ def load(path, kind: str, threads: int):
 
 def measure_memory(path, threads: int) -> dict[str, tuple[int, int, int]]:
     """kind -> (model bytes, quantized-Linear bytes, their parameters); ``nf4 train`` is the NF4 model
-    as aeth's loop trains it (``aeth.training.loop.prepare_kbit``), ``nf4 peft`` after peft's
+    as aeth's loop trains it (``aeth.training.lora.prepare_kbit``), ``nf4 peft`` after peft's
     ``prepare_model_for_kbit_training`` (what a plain PEFT user gets)."""
     from peft import prepare_model_for_kbit_training
 
-    from aeth.training.loop import prepare_kbit
+    from aeth.training.lora import prepare_kbit
 
     out = {kind: weight_bytes(load(path, kind, threads).model) for kind in ("fp32", "bf16", "nf4")}
     out["nf4 train"] = weight_bytes(prepare_kbit(load(path, "nf4", threads).model))
@@ -97,7 +97,8 @@ def measure_memory(path, threads: int) -> dict[str, tuple[int, int, int]]:
 
 
 def train_steps(path, kind: str, spec, records, args) -> Run:
-    from aeth.training.loop import TrainPlan, train
+    from aeth.training import TrainPlan
+    from aeth.training.loop import train
 
     loaded = load(path, kind, args.threads)
     run = Run()

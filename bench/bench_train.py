@@ -93,7 +93,8 @@ def load(path, dtype: str, threads: int):
 
 def run_aeth(path, spec, records, args) -> Run:
     """aeth's loop: ``train`` with no validation records, no store, evaluation and saving out of reach."""
-    from aeth.training.loop import TrainPlan, train
+    from aeth.training import TrainPlan
+    from aeth.training.loop import train
 
     loaded = load(path, args.dtype, args.threads)
     run = Run()

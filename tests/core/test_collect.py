@@ -89,10 +89,13 @@ class Proxy:
 
 
 @pytest.fixture(scope="module")
-def upstream(tiny_model_dir):
+def upstream(tiny_model_dir, tmp_path_factory):
+    from aeth.app import Aeth
+    from aeth.config import load_config
     from aeth.serving.openai import serve
 
-    server = serve(str(tiny_model_dir))
+    home = tmp_path_factory.mktemp("upstream-home")
+    server = serve(Aeth(load_config([f"home={home}", "model.threads=1"], env={})), str(tiny_model_dir))
     yield server.url
     server.shutdown()
 
@@ -271,12 +274,12 @@ def test_sigkill_mid_collection_then_the_same_command_resumes_and_a_rerun_asks_n
 
 
 def test_a_local_teacher_costs_nothing_and_threads_share_one_model(aeth_home, tiny_model_dir):
-    from aeth import runtime
+    from aeth.app import Aeth
     from aeth.config import load_config
     from aeth.distill.teachers import LocalTeacher
 
-    runtime.set_config(load_config([f"model.default={tiny_model_dir}", "model.threads=1"]))
-    teacher = LocalTeacher("local", str(tiny_model_dir))
+    app = Aeth(load_config([f"model.default={tiny_model_dir}", "model.threads=1"]))
+    teacher = LocalTeacher("local", str(tiny_model_dir), app)
     folder, totals = collect(teacher, adder(), plan(n=8, max_tokens=4), aeth_home, Options(concurrency=4, **FAST))
     assert totals.done == 8 and totals.priced and totals.cost == 0.0 and totals.tokens_out > 0
-    assert len(runtime.models().loaded) == 1  # four threads asked for the model at once; it loaded once
+    assert len(app.models.loaded) == 1  # four threads asked for the model at once; it loaded once

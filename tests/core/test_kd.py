@@ -207,7 +207,7 @@ def test_distillation_moves_the_student_toward_the_teacher(tiny_model_dir, teach
 def test_cached_topk_with_every_token_equals_the_live_teacher(tiny_model_dir, teacher_dir, tmp_path):
     """The cache's bookkeeping (which stored row is which learned position) is exactly right: keeping
     all 420 tokens, a cached loss equals the live one; keeping 8 it is a little lower."""
-    from aeth.training import loop
+    from aeth.training import objective
     from aeth.training.data import encode_records
 
     student, teacher = load(tiny_model_dir), load(teacher_dir)
@@ -218,9 +218,9 @@ def test_cached_topk_with_every_token_equals_the_live_teacher(tiny_model_dir, te
     for cache, k in (("off", 64), ("on", 420), ("on", 8)):
         plan = TrainPlan(base_model="s", teacher="t", kd_loss="jsd", kd_alpha=1.0, kd_temperature=1.5, kd_cache=cache,
                          kd_top_k=k, run_dir=tmp_path / f"{cache}{k}")
-        kd = loop._loop_teacher(plan, teacher, student, pad, plan.run_dir, passes=1.0)
+        kd = objective.loop_teacher(plan, teacher, student, pad, plan.run_dir, passes=1.0)
         assert (kd.cache is not None) == (cache == "on")
-        losses[cache, k] = [loop._loss(student.model, examples, pad, 1, True, kd).item() for _ in range(2)]
+        losses[cache, k] = [objective.token_loss(student.model, examples, pad, 1, True, kd).item() for _ in range(2)]
         if kd.cache is not None:
             assert kd.cache.writes == 6 and kd.cache.reads == 6  # the second pass read every example back
     assert losses["on", 420] == pytest.approx(losses["off", 64], rel=1e-5)
@@ -233,9 +233,9 @@ def test_interrupted_distillation_resumes_onto_the_same_curve(tiny_model_dir, te
     uninterrupted losses step by step."""
     whole = tmp_path / "whole"
     distil(tiny_model_dir, teacher_dir, whole, max_steps=12, kd_cache="on", kd_loss="rkl")
-    import aeth.training.loop as loop
+    from aeth.training import objective
 
-    real, calls = loop._loss, {"n": 0}
+    real, calls = objective.token_loss, {"n": 0}
 
     def interrupting(*args):
         calls["n"] += 1
@@ -243,11 +243,11 @@ def test_interrupted_distillation_resumes_onto_the_same_curve(tiny_model_dir, te
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(loop, "_loss", interrupting)
+    monkeypatch.setattr(objective, "token_loss", interrupting)
     parts = tmp_path / "parts"
     first = distil(tiny_model_dir, teacher_dir, parts, max_steps=12, kd_cache="on", kd_loss="rkl")
     assert first.interrupted and 0 < first.steps < 12
-    monkeypatch.setattr(loop, "_loss", real)
+    monkeypatch.setattr(objective, "token_loss", real)
     second = distil(tiny_model_dir, teacher_dir, parts, max_steps=12, kd_cache="on", kd_loss="rkl", resume=True)
     assert second.steps == 12 and not second.interrupted
     assert [m["loss"] for m in metrics(parts)] == pytest.approx([m["loss"] for m in metrics(whole)], abs=1e-5)

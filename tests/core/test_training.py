@@ -58,7 +58,8 @@ def run(tiny_model_dir, run_dir, home=None, **kw):
                      seed=1, run_dir=run_dir, **kw)
     train_set, val_set = SPEC.recipe.split()
     store = AdapterStore(home) if home else None
-    return train(SPEC, plan, train_set, val_set, loaded, store, {"base_model": str(tiny_model_dir)}, progress=False)
+    return train(SPEC, plan, train_set, val_set, loaded, store, {"base_model": str(tiny_model_dir)}, progress=False,
+                 home=home)
 
 
 def losses(run_dir):
@@ -81,9 +82,9 @@ def test_training_lowers_validation_loss_and_stores_a_version(tiny_model_dir, tm
 def test_interrupt_and_resume_match_an_uninterrupted_run(tiny_model_dir, tmp_path, monkeypatch):
     whole = tmp_path / "whole"
     run(tiny_model_dir, whole, max_steps=10, grad_accum=2)
-    import aeth.training.loop as loop
+    from aeth.training import objective
 
-    real, calls = loop._loss, {"n": 0}
+    real, calls = objective.token_loss, {"n": 0}
 
     def interrupting(*args):
         calls["n"] += 1
@@ -91,11 +92,11 @@ def test_interrupt_and_resume_match_an_uninterrupted_run(tiny_model_dir, tmp_pat
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(loop, "_loss", interrupting)
+    monkeypatch.setattr(objective, "token_loss", interrupting)
     parts = tmp_path / "parts"
     first = run(tiny_model_dir, parts, max_steps=10, grad_accum=2)
     assert first.interrupted and 0 < first.steps < 10
-    monkeypatch.setattr(loop, "_loss", real)
+    monkeypatch.setattr(objective, "token_loss", real)
     second = run(tiny_model_dir, parts, max_steps=10, grad_accum=2, resume=True)
     assert second.steps == 10 and not second.interrupted
     assert losses(parts) == pytest.approx(losses(whole), abs=1e-5)  # the same curve, step by step
@@ -260,10 +261,10 @@ def test_metrics_reach_tensorboard(tiny_model_dir, tmp_path):
 def test_metrics_reach_mlflow_and_a_resumed_run_continues_its_mlflow_run(tiny_model_dir, tmp_path, aeth_home, monkeypatch):
     import mlflow
 
-    import aeth.training.loop as loop
+    from aeth.training import objective
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    real, calls = loop._loss, {"n": 0}
+    real, calls = objective.token_loss, {"n": 0}
 
     def interrupting(*args):
         calls["n"] += 1
@@ -271,10 +272,10 @@ def test_metrics_reach_mlflow_and_a_resumed_run_continues_its_mlflow_run(tiny_mo
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(loop, "_loss", interrupting)
-    assert run(tiny_model_dir, tmp_path / "run", max_steps=6, report="mlflow").interrupted
-    monkeypatch.setattr(loop, "_loss", real)
-    assert run(tiny_model_dir, tmp_path / "run", max_steps=6, report="mlflow", resume=True).steps == 6
+    monkeypatch.setattr(objective, "token_loss", interrupting)
+    assert run(tiny_model_dir, tmp_path / "run", home=aeth_home, max_steps=6, report="mlflow").interrupted
+    monkeypatch.setattr(objective, "token_loss", real)
+    assert run(tiny_model_dir, tmp_path / "run", home=aeth_home, max_steps=6, report="mlflow", resume=True).steps == 6
     run_id = (tmp_path / "run" / "mlflow_run_id").read_text()
     mlflow.set_tracking_uri((aeth_home / "mlruns").as_uri())  # aeth's default store, under $AETH_HOME
     (experiment,) = [e for e in mlflow.search_experiments() if e.name == "aeth-adder"]
@@ -336,7 +337,7 @@ def test_served_adapter_gives_the_training_logits_and_merging_stays_within_toler
 def test_loss_on_answer_positions_only_equals_transformers_loss_and_gradients(tiny_model_dir, tokenizer):
     """aeth computes logits only where a next token is learned; the loss and every LoRA gradient
     must equal transformers' full-logits loss over the same batch."""
-    import aeth.training.loop as loop
+    from aeth.training import objective
     from aeth.training.data import encode_records
 
     loaded = load_model(tiny_model_dir, quantization="none", dtype="float32", device="cpu")
@@ -345,13 +346,13 @@ def test_loss_on_answer_positions_only_equals_transformers_loss_and_gradients(ti
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.uniform_(-0.1, 0.1)
-    assert loop.takes_logits_to_keep(model)
+    assert objective.takes_logits_to_keep(model)
     examples = encode_records(tokenizer, RECORDS[:3], "Be brief.", 64)
-    items = 2 * sum(loop._learned(e) for e in examples)  # as if the step had another micro-batch
+    items = 2 * sum(objective.learned(e) for e in examples)  # as if the step had another micro-batch
     results = []
     for sparse in (True, False):
         model.zero_grad()
-        loss = loop._loss(model, examples, tokenizer.pad_token_id, items, sparse)
+        loss = objective.token_loss(model, examples, tokenizer.pad_token_id, items, sparse)
         loss.backward()
         results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}))
     (sparse_loss, sparse_grads), (full_loss, full_grads) = results
@@ -387,9 +388,9 @@ def test_progress_lines_without_a_terminal(tiny_model_dir, tmp_path, capsys):
     plan = TrainPlan(base_model=str(tiny_model_dir), batch_size=4, seq_len=64, max_steps=20, run_dir=tmp_path / "run")
     train_set, val_set = SPEC.recipe.split()
     train(SPEC, plan, train_set, val_set, loaded, None, progress=True)
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: step")]
-    assert [line.split()[2].rstrip(",") for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
-    assert all(" tok/s, eta " in line for line in lines)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: ")]
+    assert [line.split()[1] for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
+    assert all(" steps, loss " in line and " tok/s, " in line and " s elapsed, eta " in line for line in lines)
 
 
 def test_engine_options_are_checked_after_the_plan_file(aeth_home, register_plugin, tiny_model_dir, tmp_path):

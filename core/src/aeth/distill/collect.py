@@ -284,82 +284,94 @@ def collect(teacher: Any, specialist: Any, plan: CollectPlan, home: Path, option
     ``stop`` set (Ctrl-C) makes the run finish the requests in flight, record them and return
     early; the same call later resumes.
     """
-    options = options or Options()
-    stop = stop or threading.Event()
-    folder = run_dir(home, plan)
-    folder.mkdir(parents=True, exist_ok=True)
-    plan_file = folder / "plan.json"
-    if not plan_file.exists():
-        _write_atomic(plan_file, json.dumps(asdict(plan), indent=2))
-    prompts = prompts_for(specialist, plan.n, plan.seed)
-    results_path = folder / "results.jsonl"
-    recorded = read_results(results_path)
-    done = {r["index"] for r in recorded}
-    table, _ = prices(home)
-    if getattr(teacher, "model_name", None):  # a local model costs nothing per token
-        table[plan.model] = (0.0, 0.0)
-    totals = Totals(target=len(prompts), done=len(done))
-    for r in recorded:
-        _count(totals, r)
-    cache = ResponseCache(Path(home) / "cache" / "teachers.sqlite")
-    params = {"max_tokens": plan.max_tokens, "temperature": plan.temperature}
-    limiter = RateLimiter(options.rpm)
-    lock = threading.Lock()
-
-    def ask(index: int) -> dict[str, Any]:
-        messages = prompts[index]
-        key = ResponseCache.key(plan.teacher, plan.model, messages, params)
-        hit = cache.get(key)
-        if hit is not None:
-            with lock:
-                totals.cached += 1
-            return _result(index, messages, hit, cached=True, table=table, plan=plan)
-        completion = _with_retries(teacher, messages, plan, options, limiter, stop, totals, lock)
-        cache.put(key, completion)  # paid for: never again
-        return _result(index, messages, completion, cached=False, table=table, plan=plan)
-
-    todo: Iterator[int] = (i for i in range(len(prompts)) if i not in done)
-    failures: list[str] = []
-    fatal: TeacherError | None = None
-    interrupted = stop.is_set
+    job = _Collection(teacher, specialist, plan, Path(home), options or Options(), stop or threading.Event())
     try:
-        with open(results_path, "a", encoding="utf-8") as out, ThreadPoolExecutor(options.concurrency) as pool:
+        failures, fatal = job.drive()
+    finally:
+        job.cache.close()
+    totals, folder = job.totals, job.folder
+    where = f"{totals.done}/{totals.target} are recorded in {folder}; run the same command to go on"
+    if fatal is not None:
+        raise CollectError(f"the teacher refused a request: {fatal}. {where}")
+    if failures and not job.stop.is_set():
+        raise CollectError(f"{len(failures)} prompt(s) failed after {job.options.retries} retries, e.g. {failures[0]}. {where}")
+    return folder, totals
+
+
+class _Collection:
+    """One collection under way: its prompts, what is already recorded, the totals, the response cache."""
+
+    def __init__(self, teacher: Any, specialist: Any, plan: CollectPlan, home: Path, options: Options,
+                 stop: threading.Event):
+        self.teacher, self.plan, self.options, self.stop = teacher, plan, options, stop
+        self.folder = run_dir(home, plan)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if not (self.folder / "plan.json").exists():
+            _write_atomic(self.folder / "plan.json", json.dumps(asdict(plan), indent=2))
+        self.prompts = prompts_for(specialist, plan.n, plan.seed)
+        recorded = read_results(self.folder / "results.jsonl")
+        self.done = {r["index"] for r in recorded}
+        self.table, _ = prices(home)
+        if getattr(teacher, "model_name", None):  # a local model costs nothing per token
+            self.table[plan.model] = (0.0, 0.0)
+        self.totals = Totals(target=len(self.prompts), done=len(self.done))
+        for r in recorded:
+            _count(self.totals, r)
+        self.cache = ResponseCache(home / "cache" / "teachers.sqlite")
+        self.params = {"max_tokens": plan.max_tokens, "temperature": plan.temperature}
+        self.limiter, self.lock = RateLimiter(options.rpm), threading.Lock()
+
+    def ask(self, index: int) -> dict[str, Any]:
+        """The result line of prompt ``index``: from the cache, else from the teacher (then cached)."""
+        messages, plan = self.prompts[index], self.plan
+        key = ResponseCache.key(plan.teacher, plan.model, messages, self.params)
+        hit = self.cache.get(key)
+        if hit is not None:
+            with self.lock:
+                self.totals.cached += 1
+            return _result(index, messages, hit, cached=True, table=self.table, plan=plan)
+        completion = _with_retries(self.teacher, messages, plan, self.options, self.limiter, self.stop, self.totals,
+                                   self.lock)
+        self.cache.put(key, completion)  # paid for: never again
+        return _result(index, messages, completion, cached=False, table=self.table, plan=plan)
+
+    def drive(self) -> tuple[list[str], TeacherError | None]:
+        """Ask for every prompt not yet recorded, ``concurrency`` at a time, recording each answer
+        (fsynced) as it comes; return the failures, and the error that stopped the run, if any."""
+        todo: Iterator[int] = (i for i in range(len(self.prompts)) if i not in self.done)
+        failures: list[str] = []
+        fatal: TeacherError | None = None
+        concurrency = self.options.concurrency
+        with open(self.folder / "results.jsonl", "a", encoding="utf-8") as out, ThreadPoolExecutor(concurrency) as pool:
             running: dict[Future, int] = {}
             while True:
-                while not stop.is_set() and len(running) < options.concurrency:
+                while not self.stop.is_set() and len(running) < concurrency:
                     index = next(todo, None)
                     if index is None:
                         break
-                    running[pool.submit(ask, index)] = index
+                    running[pool.submit(self.ask, index)] = index
                 if not running:
-                    break
+                    return failures, fatal
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     index = running.pop(future)
                     try:
-                        result = future.result()
+                        self._record(out, future.result())
                     except TeacherError as e:
-                        totals.failed += 1
+                        self.totals.failed += 1
                         failures.append(f"prompt {index}: {e}")
                         if not e.retryable and fatal is None:  # the same error would meet every other prompt
                             fatal = e
-                            stop.set()
-                        continue
-                    out.write(json.dumps(result, ensure_ascii=False) + "\n")
-                    out.flush()
-                    os.fsync(out.fileno())
-                    totals.done += 1
-                    _count(totals, result)
-                    if options.progress:
-                        options.progress(asdict(totals))
-    finally:
-        cache.close()
-    where = f"{totals.done}/{totals.target} are recorded in {folder}; run the same command to go on"
-    if fatal is not None:
-        raise CollectError(f"the teacher refused a request: {fatal}. {where}")
-    if failures and not interrupted():
-        raise CollectError(f"{len(failures)} prompt(s) failed after {options.retries} retries, e.g. {failures[0]}. {where}")
-    return folder, totals
+                            self.stop.set()
+
+    def _record(self, out: Any, result: dict[str, Any]) -> None:
+        out.write(json.dumps(result, ensure_ascii=False) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+        self.totals.done += 1
+        _count(self.totals, result)
+        if self.options.progress:
+            self.options.progress(asdict(self.totals))
 
 
 def _with_retries(teacher: Any, messages: list[dict[str, str]], plan: CollectPlan, options: Options,

@@ -1,12 +1,13 @@
-"""Multi-process training on torch's own engine: torchrun, DDP or FSDP2, gloo on CPU and nccl on CUDA.
+"""Multi-process training: torchrun, the process group (gloo on CPU, nccl on CUDA), and rank agreement.
 
-``aeth train --nproc N`` relaunches itself under ``torchrun`` (:func:`launch`); each worker calls
-:func:`setup`, which joins the process group that torchrun described in the environment. Every
+:func:`aeth.training.run` with ``plan.nproc > 1`` starts the run under ``torchrun`` (:func:`launch`);
+each worker calls :func:`setup`, which joins the process group that torchrun described in the
+environment. How the model is shared (DDP, FSDP2, DeepSpeed) is :mod:`aeth.training.engines`. Every
 rank sees the whole global batch and trains on its share (:meth:`Dist.shard`), the loss of each
 rank is divided by the step's *global* count of trained tokens, so gradients summed over ranks are
 those of one process on the same global batch: a run's loss curve does not depend on ``--nproc``.
 Rank 0 alone writes checkpoints, metrics and the adapter version; under FSDP the sharded adapter
-and optimizer state are gathered first (:func:`full_state`), so a checkpoint is the same file
+and optimizer state are gathered first (:meth:`~aeth.training.engines.Engine.full_state`), so a checkpoint is the same file
 whatever the number of processes, and any run can resume it.
 
 A Ctrl-C (or torchrun's SIGTERM) does not interrupt a rank in the middle of a collective, which
@@ -16,7 +17,6 @@ boundary (:meth:`Dist.stop_requested`), and they save and stop together.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -26,8 +26,8 @@ from typing import Any
 
 #: set by torchrun in every worker it starts
 WORLD_SIZE_ENV = "WORLD_SIZE"
-#: the aeth command line each worker runs (JSON list), see :mod:`aeth.training.worker`
-ARGV_ENV = "AETH_WORKER_ARGV"
+#: the launch file (JSON) of the run each worker joins, see :mod:`aeth.training.worker`
+LAUNCH_ENV = "AETH_WORKER_LAUNCH"
 
 
 def quiet_deepspeed() -> None:
@@ -45,14 +45,15 @@ def under_torchrun() -> bool:
     return int(os.environ.get(WORLD_SIZE_ENV, "1") or 1) > 1
 
 
-def launch(nproc: int, argv: list[str]) -> int:
-    """Run ``aeth ARGV`` as ``nproc`` processes under torchrun on this machine; return its exit code.
+def launch(nproc: int, launch_file: str) -> int:
+    """Run :mod:`aeth.training.worker` as ``nproc`` processes under torchrun on this machine, each
+    joining the run that ``launch_file`` describes; return torchrun's exit code.
 
     This process only waits: Ctrl-C reaches the workers directly (they share the terminal's
     process group), and they save a checkpoint before they stop.
     """
     threads = max(1, (os.cpu_count() or 1) // nproc)
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads)), ARGV_ENV: json.dumps(argv)}
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(threads)), LAUNCH_ENV: launch_file}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "aeth.training.worker"]
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # the workers decide how to stop
@@ -172,24 +173,6 @@ def teardown(dist: Dist) -> None:
             torch_dist.destroy_process_group()
 
 
-def wrap(model: Any, dist: Dist, fsdp: bool) -> Any:
-    """``model`` for training across ranks: FSDP2 (``fully_shard`` on each decoder layer, then the
-    whole) when ``fsdp``, else DDP; unchanged in one process."""
-    if not dist.active:
-        return model
-    if fsdp:
-        from torch.distributed.fsdp import fully_shard
-
-        for module in model.modules():
-            if type(module).__name__.endswith("DecoderLayer"):
-                fully_shard(module)
-        fully_shard(model)
-        return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    return DistributedDataParallel(model, device_ids=[dist.local_rank] if dist.device.startswith("cuda") else None)
-
-
 def unwrap(model: Any) -> Any:
     """The module inside a DDP wrapper (FSDP2 shards in place and has none)."""
     return getattr(model, "module", model)
@@ -200,73 +183,7 @@ def trainable_named(model: Any) -> list[tuple[str, Any]]:
     return [(n, p) for n, p in unwrap(model).named_parameters() if p.requires_grad]
 
 
-def full_state(model: Any, optimizer: Any, fsdp: bool) -> tuple[dict, dict]:
-    """(trainable weights by name, optimizer state dict keyed by parameter index), whole tensors on CPU.
-
-    Under FSDP this is a collective that gathers the shards (every rank must call it); the
-    optimizer state comes back keyed by parameter name and is re-keyed by position, the layout of
-    a one-process ``optimizer.state_dict()``, so checkpoints are interchangeable.
-    """
-    if is_deepspeed(model):
-        from aeth.training.deepspeed_engine import full_state as deepspeed_full_state
-
-        return deepspeed_full_state(model, optimizer)
-    if not fsdp:
-        return {n: p.detach() for n, p in trainable_named(model)}, optimizer.state_dict()
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
-
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
-    weights, optim = get_state_dict(model, optimizers=optimizer, options=options)
-    if "param_groups" not in optim:  # with cpu_offload the whole state lands on rank 0 only
-        return weights, {"state": {}, "param_groups": []}
-    order = [name for group in optim["param_groups"] for name in group["params"]]
-    index = {name: i for i, name in enumerate(order)}
-    return weights, {"state": {index[name]: state for name, state in optim["state"].items()},
-                     "param_groups": [{**g, "params": [index[n] for n in g["params"]]} for g in optim["param_groups"]]}
-
-
-def max_difference_from_rank0(weights: dict, dist: Dist) -> float:
-    """The largest absolute difference between this job's ranks' copies of ``weights`` (0.0 when
-    they agree bit for bit, as DDP promises); a collective."""
-    import torch
-    import torch.distributed as torch_dist
-
-    flat = torch.cat([weights[k].detach().float().flatten() for k in sorted(weights)]).to(dist.device)
-    reference = flat.clone()
-    torch_dist.broadcast(reference, src=0)
-    largest = (flat - reference).abs().max().reshape(1)
-    torch_dist.all_reduce(largest, op=torch_dist.ReduceOp.MAX)
-    return float(largest.item())
-
-
-def load_full_state(model: Any, optimizer: Any, weights: dict, optim: dict, fsdp: bool) -> None:
-    """Put whole-tensor ``weights`` and an index-keyed optimizer state into ``model`` and ``optimizer``
-    (sharding them under FSDP; every rank calls it with the same values)."""
-    import torch
-
-    inner = unwrap(model)
-    if is_deepspeed(model):
-        from aeth.training.deepspeed_engine import load_full_state as deepspeed_load_full_state
-
-        deepspeed_load_full_state(model, optimizer, weights, optim)
-        return
-    if not fsdp:
-        named = dict(inner.named_parameters())
-        with torch.no_grad():
-            for key, value in weights.items():
-                named[key].copy_(value)
-        optimizer.load_state_dict(optim)
-        return
-    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
-
-    names = {id(p): n for n, p in model.named_parameters()}
-    order = [names[id(p)] for group in optimizer.param_groups for p in group["params"]]
-    keyed = {"state": {order[int(i)]: state for i, state in optim["state"].items()},
-             "param_groups": [{**g, "params": [order[int(i)] for i in g["params"]]} for g in optim["param_groups"]]}
-    set_state_dict(model, optimizers=optimizer, model_state_dict=weights, optim_state_dict=keyed,
-                   options=StateDictOptions(full_state_dict=True, ignore_frozen_params=True, strict=False))
-
-
-def is_deepspeed(model: Any) -> bool:
-    """Whether ``model`` is a DeepSpeed engine."""
-    return type(model).__name__ == "DeepSpeedEngine"
+def launched_by_aeth() -> bool:
+    """Whether this process is a worker that :func:`launch` started (its parent then reports the
+    run and runs the promotion gate; a torchrun started by hand has no such parent)."""
+    return under_torchrun() and bool(os.environ.get(LAUNCH_ENV))

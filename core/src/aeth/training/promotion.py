@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aeth.models.adapters import AdapterStore, AdapterVersion
+from aeth.models.adapters import AdapterVersion
 
 
 @dataclass
@@ -26,11 +26,12 @@ class Decision:
 
 
 def gate(app, specialist, version: AdapterVersion, limit: int | None = 20, force: bool = False) -> Decision:
-    """Evaluate ``version`` against what answers now and activate it if not worse (or if forced)."""
+    """Evaluate ``version`` against what answers now and activate it if not worse (or if forced), in
+    ``app``'s adapter store; the decision also goes into the version's manifest."""
     from aeth.evals.model import specialist_model
     from aeth.evals.runner import run_evaluation
 
-    store = AdapterStore(app.config.home)
+    store = app.adapters
     current = store.active(specialist.name)
     baseline_name = current.version if current else "base"
     if specialist.suite is None:
@@ -40,7 +41,7 @@ def gate(app, specialist, version: AdapterVersion, limit: int | None = 20, force
     else:
         def evaluate(adapter: str) -> float:
             model = specialist_model(app, specialist, max_tokens=specialist.suite.max_tokens, adapter=adapter)
-            return run_evaluation(specialist, model, limit=limit).score
+            return run_evaluation(app, specialist, model, limit=limit).score
 
         score, baseline = evaluate(version.version), evaluate(baseline_name)
         better = score >= baseline

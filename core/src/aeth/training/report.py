@@ -3,7 +3,8 @@
 metrics.jsonl in the run directory is always written; a reporter only mirrors each step's record
 (loss, learning rate, tokens/s, validation loss) to a tracker. TensorBoard event files go to
 ``<run>/tensorboard`` (``tensorboard --logdir $AETH_HOME/runs``); MLflow logs to the server or
-store ``MLFLOW_TRACKING_URI`` names, else to the file store ``$AETH_HOME/mlruns``
+store ``MLFLOW_TRACKING_URI`` names, else to the file store ``$AETH_HOME/mlruns`` (the ``home``
+the reporter is given; without one, ``<run>/mlruns``)
 (``mlflow ui --backend-store-uri $AETH_HOME/mlruns``), one MLflow run per aeth run (a resumed run
 continues its own), in an experiment named ``aeth-<specialist>``.
 """
@@ -31,9 +32,12 @@ def check(target: str) -> None:
 
 
 class Reporter:
-    """Mirrors metric records to the chosen tracker; does nothing for ``none``."""
+    """Mirrors metric records to the chosen tracker; does nothing for ``none``.
 
-    def __init__(self, target: str, run_dir: Path, specialist: str):
+    ``home`` is ``$AETH_HOME``, where MLflow's file store goes when no tracking URI is set.
+    """
+
+    def __init__(self, target: str, run_dir: Path, specialist: str, home: Path | None = None):
         check(target)
         self.target, self._writer, self._mlflow = target, None, None
         if target == "tensorboard":
@@ -46,10 +50,9 @@ class Reporter:
             import mlflow
 
             if not os.environ.get("MLFLOW_TRACKING_URI"):  # MLflow's own default, ./mlruns, moves with the cwd
-                from aeth import runtime
-
                 os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # local files, in maintenance mode upstream
-                mlflow.set_tracking_uri((runtime.config().home / "mlruns").as_uri())
+                store = Path(home) / "mlruns" if home is not None else Path(run_dir) / "mlruns"
+                mlflow.set_tracking_uri(store.resolve().as_uri())
             mlflow.set_experiment(f"aeth-{specialist}")
             self._mlflow = mlflow
             # a resumed aeth run continues its MLflow run rather than starting a second one
