@@ -41,6 +41,11 @@ def build_suite() -> EvalSuite:
         cases=_cases,
         score=lambda case, answer: score_answer(answer, case.reference),
         metric="keyword_hit",
+        # how answers are drawn: one greedy answer per case, at most 256 tokens (an EvalCase may set
+        # its own max_tokens). For pass@k, set samples=k and a temperature above 0.
+        samples=1,
+        temperature=0.0,
+        max_tokens=256,
         description="Share of answers that mention a key term a correct answer needs (a sanity check, "
                     "not a measure of recipe quality).",
     )

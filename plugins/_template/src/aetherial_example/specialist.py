@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
-
 from aeth import AdapterSpec, GenerationDefaults, Specialist
+from aeth.datasets import package_file, read_prompts
 from aetherial_example.evals import build_suite
 from aetherial_example.recipe import build_recipe
 
@@ -20,8 +19,14 @@ def routing_examples() -> tuple[str, ...]:
     The router embeds these and sends a prompt here when it is close to them: write at least 40,
     varied and realistic, covering everything the specialist is for.
     """
-    text = files("aetherial_example").joinpath("data/routing_examples.txt").read_text(encoding="utf-8")
-    return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return read_prompts(package_file("aetherial_example", "data/routing_examples.txt"))
+
+
+def routing_heldout() -> tuple[str, ...]:
+    """Prompts kept out of routing, one per line of ``data/routing_heldout.txt``: ``aeth route
+    --evaluate`` routes them to measure how often this specialist is picked (write at least 20,
+    never copies of the routing examples)."""
+    return read_prompts(package_file("aetherial_example", "data/routing_heldout.txt"))
 
 
 def build_specialist() -> Specialist:
@@ -31,6 +36,7 @@ def build_specialist() -> Specialist:
         description="Home cooking: recipes, techniques, substitutions and kitchen questions.",
         system_prompt=SYSTEM_PROMPT,
         routing_examples=routing_examples(),
+        routing_heldout=routing_heldout(),
         adapter=AdapterSpec(r=8, alpha=16, dropout=0.05),  # a narrow domain needs only a small adapter
         generation=GenerationDefaults(temperature=0.5, top_p=0.9, top_k=50, max_tokens=384, repetition_penalty=1.1),
         recipe=build_recipe(),
