@@ -273,6 +273,8 @@ def test_bad_choices_and_missing_cuda_are_model_errors(tiny_dir):
     if not torch.cuda.is_available():
         with pytest.raises(ModelError, match="no CUDA device"):
             load_model(tiny_dir, device="cuda")
+    with pytest.raises(ModelError, match="kind must be one of text, image-text"):
+        load_model(tiny_dir, kind="video")
 
 
 # ----------------------------------------------------------------------------- resolution
@@ -457,3 +459,41 @@ def test_pool_loads_once_under_concurrency(tmp_path, monkeypatch, tiny_dir):
 def test_pool_missing_model_is_model_error(tmp_path):
     with pytest.raises(ModelError, match="no model named"):
         ModelPool(make_config(tmp_path)).get("./does-not-exist")
+
+
+# ----------------------------------------------------------------------------- image-text models
+
+@pytest.fixture(scope="module")
+def tiny_vlm(tmp_path_factory, tiny_model_dir) -> Path:
+    """A tiny random Idefics3 (SmolVLM's architecture) with its processor; the vision plugin builds it."""
+    vision_testing = pytest.importorskip("aetherial_vision.testing")
+    return vision_testing.build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"), tiny_model_dir)
+
+
+def test_an_image_text_model_loads_with_its_processor_in_the_chosen_dtype(tiny_vlm, tiny_dir, capfd):
+    capfd.readouterr()
+    loaded = load_model(tiny_vlm, quantization="none", dtype="float32", device="cpu", kind="image-text")
+    assert loaded.kind == "image-text" and type(loaded.model).__name__ == "Idefics3ForConditionalGeneration"
+    assert loaded.processor is not None and loaded.tokenizer is loaded.processor.tokenizer
+    assert next(loaded.model.parameters()).dtype == torch.float32 and not loaded.model.training
+    assert loaded.n_params == loaded.model.num_parameters() > 0
+    assert capfd.readouterr().err == ""  # loading is as quiet as a text model's
+    text = load_model(tiny_dir, quantization="none", dtype="float32", device="cpu")
+    assert text.kind == "text" and text.processor is None
+
+
+def test_the_pool_keeps_image_text_models_beside_text_ones(tmp_path, monkeypatch, tiny_vlm, tiny_dir):
+    calls = _counting_loads(monkeypatch)
+    models = ModelPool(make_config(tmp_path, "model.threads=1", "model.dtype=float32"))
+    vlm = models.get(str(tiny_vlm), "none", kind="image-text")
+    assert models.get(str(tiny_vlm), "none", kind="image-text") is vlm and vlm.kind == "image-text"
+    text = models.get(str(tiny_dir), "none")
+    assert text.kind == "text" and models.loaded == [vlm, text] and len(calls) == 2
+    assert calls[0][1]["kind"] == "image-text" and calls[1][1]["kind"] == "text"
+
+
+def test_an_image_text_model_in_pickle_form_is_refused_before_loading(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "idefics3"}')
+    (tmp_path / "pytorch_model.bin").write_bytes(b"never opened")
+    with pytest.raises(ModelError, match="pickle"):
+        load_model(tmp_path, kind="image-text")

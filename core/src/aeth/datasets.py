@@ -26,6 +26,8 @@ from pathlib import Path
 from aeth.errors import AethError
 from aeth.specialist import Specialist, record_key, record_problems, split_records
 
+__all__ = ["ColumnMapping", "DatasetError", "dedupe", "installed_data", "package_file", "read_prompts", "read_records"]
+
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
 
 

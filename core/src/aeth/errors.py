@@ -7,6 +7,9 @@ it. The CLI shows them as they are (one line, non-zero exit); library users can 
 
 from __future__ import annotations
 
+__all__ = ["AethError", "ConfigError", "InputTooLong", "ModelError", "PluginError", "PolicyBlocked", "RoutingError",
+           "SpecialistError"]
+
 
 class AethError(Exception):
     """Base of every error whose message a user can act on."""
@@ -31,6 +34,16 @@ class SpecialistError(AethError):
 
 class ModelError(AethError):
     """A base model cannot be found, is unsafe to load, or fails to load."""
+
+
+class InputTooLong(AethError):
+    """An input is longer than ``generation.max_input_tokens`` (or another bound on how much one
+    request may hold); refused before any work on it. ``tokens`` is its size, ``limit`` the bound."""
+
+    def __init__(self, tokens: int, limit: int, *, what: str = "the input", bound: str = "generation.max_input_tokens",
+                 fix: str = "shorten it, or raise the limit with -o generation.max_input_tokens=N"):
+        self.tokens, self.limit = tokens, limit
+        super().__init__(f"{what} is {tokens:,} tokens, more than {bound} ({limit:,}): {fix}")
 
 
 class RoutingError(AethError):

@@ -16,6 +16,8 @@ from typing import Any
 
 from aeth.errors import AethError
 
+__all__ = ["MAX_BYTES", "ImageError", "image_bytes", "load_image", "to_data_uri"]
+
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]+")
 #: Largest image accepted, in bytes (decoded); a guard against decompression bombs and typos.
 MAX_BYTES = 32 * 1024 * 1024

@@ -89,7 +89,7 @@ def test_a_hostile_answer_is_contained_and_fails():
 
 
 def test_no_humaneval_problem_leaks_into_the_training_data():
-    from aeth.evals.overlap import find_overlaps, record_text
+    from aeth.evals import find_overlaps, record_text
     from aetherial_coding.recipe import build_recipe
 
     records = build_recipe().records()

@@ -367,7 +367,7 @@ def test_building_the_suite_imports_neither_benchmark_package():
 
 
 def test_no_benchmark_item_leaks_into_the_training_data():
-    from aeth.evals.overlap import find_overlaps, record_text
+    from aeth.evals import find_overlaps, record_text
     from aetherial_ecommerce.recipe import build_recipe
 
     records = build_recipe().records()

@@ -215,7 +215,7 @@ def test_mmlu_cases_are_scored_against_their_key():
 
 
 def test_no_mmlu_question_leaks_into_the_training_data():
-    from aeth.evals.overlap import find_overlaps, record_text
+    from aeth.evals import find_overlaps, record_text
     from aetherial_elearning.recipe import build_recipe
 
     train = [record_text(r) for r in build_recipe().records()]
@@ -225,7 +225,7 @@ def test_no_mmlu_question_leaks_into_the_training_data():
 
 
 def test_no_quiz_request_is_a_training_prompt():
-    from aeth.evals.overlap import find_overlaps, record_text
+    from aeth.evals import find_overlaps, record_text
     from aetherial_elearning.recipe import build_recipe
 
     train = [record_text(r) for r in build_recipe().records()]
@@ -237,7 +237,7 @@ def test_no_quiz_request_is_a_training_prompt():
 
 def test_the_overlap_check_would_catch_a_leak():
     # the test above can fail: a seed record quoting an MMLU question is found
-    from aeth.evals.overlap import find_overlaps
+    from aeth.evals import find_overlaps
 
     r = mmlu_subset()[5]
     leaked = f"Quiz me on this: {r['question']}\n" + "\n".join(options_of(r))

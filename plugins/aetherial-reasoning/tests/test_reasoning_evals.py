@@ -295,7 +295,7 @@ def test_building_the_suite_loads_no_benchmark():
 
 
 def test_no_benchmark_item_leaks_into_the_training_data(cases):
-    from aeth.evals.overlap import find_overlaps, record_text
+    from aeth.evals import find_overlaps, record_text
     from aetherial_reasoning.recipe import build_recipe
 
     train = [record_text(r) for r in build_recipe().records()]
@@ -308,7 +308,7 @@ def test_no_benchmark_item_leaks_into_the_training_data(cases):
 
 def test_no_mmlu_test_question_at_all_leaks_into_the_training_data():
     # stronger than the sampled 200: the whole MMLU test split
-    from aeth.evals.overlap import find_overlaps, record_text
+    from aeth.evals import find_overlaps, record_text
     from aetherial_reasoning.recipe import build_recipe
 
     train = [record_text(r) for r in build_recipe().records()]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aeth.datasets import package_file
-from aeth.evals.overlap import find_overlaps
+from aeth.evals import find_overlaps
 from aetherial_vision import evals, seed_records, synth
 from aetherial_vision.recipe import build_recipe
 
@@ -65,14 +65,15 @@ def test_the_data_is_small():
 
 def test_the_transcriptions_match_what_ocr_reads(built):
     from aeth.images import load_image
-    from aetherial_vision.ocr import read_text
+    from aetherial_vision.ocr import OCR
     from aetherial_vision.scoring import cer
 
     transcriptions = [(name, m[1]["content"]) for name, scene, m in built
                       if isinstance(scene, synth.TextScene) and m[1]["content"] == "\n".join(scene.lines)]
     assert len(transcriptions) >= 30
     sample = transcriptions[::5]
-    rates = [cer(read_text(load_image(str(DATA / "images" / f"{name}.png"))), answer) for name, answer in sample]
+    ocr = OCR()
+    rates = [cer(ocr.text(load_image(str(DATA / "images" / f"{name}.png"))), answer) for name, answer in sample]
     assert sum(rates) / len(rates) < 0.05, list(zip(sample, rates, strict=True))
 
 
@@ -131,7 +132,7 @@ def test_no_training_image_is_an_easy_vqa_test_image():
 
 
 def test_no_ocr_eval_phrase_is_in_the_training_data():
-    from aeth.evals.overlap import record_text
+    from aeth.evals import record_text
 
     texts = [record_text(r) for r in build_recipe().records()]
     assert find_overlaps(texts, evals.OCR_PHRASES, n=13) == []

@@ -27,22 +27,22 @@ def test_vqa_cases_are_a_fixed_subset_of_the_test_split():
 
 
 def test_ocr_cases_are_rendered_once_under_aeth_home(aeth_home):
-    cases = evals.ocr_cases()
+    cases = evals.ocr_cases(aeth_home)
     assert [c.reference for c in cases] == list(evals.OCR_PHRASES)
     paths = [c.images[0] for c in cases]
     assert all(p.startswith(str(aeth_home)) for p in paths)
     from pathlib import Path
 
     stamps = [Path(p).stat().st_mtime_ns for p in paths]
-    assert [Path(c.images[0]).stat().st_mtime_ns for c in evals.ocr_cases()] == stamps  # kept, not redrawn
+    assert [Path(c.images[0]).stat().st_mtime_ns for c in evals.ocr_cases(aeth_home)] == stamps  # kept, not redrawn
     assert len({evals.ocr_scene(i).lines for i in range(len(cases))}) == len(cases)
     assert any(len(evals.ocr_scene(i).lines) == 2 for i in range(len(cases)))  # some wrap onto two lines
 
 
 def test_the_suite_and_its_round_robin_limit(aeth_home):
-    from aeth.evals.runner import limited
+    from aeth.evals import limited
 
-    suite = evals.build_suite()
+    suite = evals.build_suite(aeth_home)
     cases = list(suite.cases())
     assert len(cases) == evals.VQA_CASES + len(evals.OCR_PHRASES)
     first = list(limited(suite, 20).cases())
@@ -55,7 +55,7 @@ def test_the_suite_and_its_round_robin_limit(aeth_home):
 
 @pytest.fixture
 def vision_offline(aeth_home, monkeypatch):
-    from aeth.app import Aeth
+    from aeth import Aeth
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(aeth_home / "hf"))
@@ -64,12 +64,11 @@ def vision_offline(aeth_home, monkeypatch):
 
 
 def test_the_ocr_benchmark_runs_for_real_without_a_vlm(vision_offline):
-    from aeth.evals.model import specialist_model
-    from aeth.evals.runner import run_evaluation
+    from aeth.evals import run_evaluation, specialist_model
 
     app, spec = vision_offline
-    ocr_only = replace(spec, suite=replace(spec.suite, cases=evals.ocr_cases))
-    report = run_evaluation(ocr_only, specialist_model(app, ocr_only, max_tokens=48))
+    ocr_only = replace(spec, suite=replace(spec.suite, cases=lambda: evals.ocr_cases(app.config.home)))
+    report = run_evaluation(app, ocr_only, specialist_model(app, ocr_only, max_tokens=48))
     assert report.n == len(evals.OCR_PHRASES)
     # PP-OCRv4 reads Pillow-rendered text almost perfectly (measured 0.99 here); a broken
     # pipeline (wrong channel order, lost lines, no upscaling) drops far below this
@@ -77,9 +76,20 @@ def test_the_ocr_benchmark_runs_for_real_without_a_vlm(vision_offline):
 
 
 def test_the_vqa_benchmark_without_a_vlm_says_how_to_get_one(vision_offline):
-    from aeth.evals.model import specialist_model
-    from aeth.evals.runner import run_evaluation
+    from aeth.evals import run_evaluation, specialist_model
 
     app, spec = vision_offline
     with pytest.raises(ModelError, match="SmolVLM-256M-Instruct"):
-        run_evaluation(spec, specialist_model(app, spec), limit=1)
+        run_evaluation(app, spec, specialist_model(app, spec), limit=1)
+
+
+def test_each_application_renders_the_ocr_images_under_its_own_home(aeth_home, tmp_path):
+    from aeth import Aeth
+
+    homes = [tmp_path / "one", tmp_path / "two"]
+    for home in homes:
+        suite = Aeth(load_config([f"home={home}"])).specialist("vision").suite
+        ocr = [c for c in suite.cases() if c.group == "ocr"]
+        assert len(ocr) == len(evals.OCR_PHRASES)
+        assert all(c.images[0].startswith(str(home / "cache" / "vision-eval")) for c in ocr)
+    assert not (aeth_home / "cache").exists()  # nothing under the environment's home

@@ -2,10 +2,9 @@
 
 import pytest
 
-from aeth import Request
+from aeth import GenerationContext, Request, Sampling
 from aeth.config import load_config
 from aeth.errors import ModelError
-from aeth.request import GenerationContext, Sampling
 from aetherial_vision.testing import render_text
 
 GREEDY = Sampling(temperature=0.0, top_p=1.0, top_k=0, max_tokens=8, repetition_penalty=1.0, seed=0)
@@ -20,43 +19,55 @@ def offline(aeth_home, monkeypatch):
     return aeth_home
 
 
-def _answer(overrides, prompt, images, sampling=GREEDY):
-    from aeth import runtime
-    from aeth.app import Aeth
+def _answer(overrides, prompt, images, sampling=GREEDY, app=None):
+    from aeth import Aeth
     from aetherial_vision import plugin
 
-    app = Aeth(load_config(overrides))
-    context = GenerationContext(config=app.config, sampling=sampling, models=runtime.models())
-    chunks = list(plugin.generate(app.specialist("vision"), Request(prompt, images=tuple(map(str, images))), context))
+    app = app or Aeth(load_config(overrides))
+    context = GenerationContext(app, sampling)
+    refs = tuple(i if isinstance(i, (bytes, str)) else str(i) for i in images)  # paths as text, data as it is
+    chunks = list(plugin.generate(app.specialist("vision"), Request(prompt, images=refs), context))
     return "".join(chunks), context.stats
 
 
-def test_ocr_reads_rendered_text_exactly(offline, tmp_path):
+@pytest.fixture(scope="module")
+def ocr():
+    from aetherial_vision.ocr import OCR
+
+    return OCR()
+
+
+def test_ocr_reads_rendered_text_exactly(offline, tmp_path, ocr):
     from aeth.images import load_image
-    from aetherial_vision.ocr import read_lines, read_text
 
     image = render_text(tmp_path / "sign.png", "Gallery closes at 5:30 pm", size=30)
-    assert read_text(load_image(str(image))) == "Gallery closes at 5:30 pm"
-    lines = read_lines(load_image(str(image)))
+    assert ocr.text(load_image(str(image))) == "Gallery closes at 5:30 pm"
+    lines = ocr.lines(load_image(str(image)))
     assert len(lines) == 1 and lines[0].score > 0.9
     x0, y0, x1, y1 = lines[0].box  # in the original image's pixels, not the enlarged copy's
     assert 0 <= x0 < x1 <= 600 and 0 <= y0 < y1 <= 80
 
 
-def test_lines_come_back_in_reading_order(offline, tmp_path):
+def test_lines_come_back_in_reading_order(offline, tmp_path, ocr):
     from aeth.images import load_image
-    from aetherial_vision.ocr import read_text
 
     image = render_text(tmp_path / "note.png", "Milk and eggs", "Call the plumber", "Pay the rent", size=28)
-    assert read_text(load_image(str(image))) == "Milk and eggs\nCall the plumber\nPay the rent"
+    assert ocr.text(load_image(str(image))) == "Milk and eggs\nCall the plumber\nPay the rent"
 
 
-def test_a_picture_without_text_reads_as_empty(offline, tmp_path):
+def test_a_picture_without_text_reads_as_empty(offline, tmp_path, ocr):
     from PIL import Image
 
-    from aetherial_vision.ocr import read_text
+    assert ocr.text(Image.new("RGB", (120, 90), (200, 40, 40))) == ""
 
-    assert read_text(Image.new("RGB", (120, 90), (200, 40, 40))) == ""
+
+def test_the_ocr_engine_is_one_per_application_with_its_threads(offline):
+    from aeth import Aeth
+    from aetherial_vision.ocr import ocr_for
+
+    one, two = Aeth(load_config(["model.threads=2"])), Aeth(load_config([]))
+    assert ocr_for(one) is ocr_for(one) and ocr_for(one) is not ocr_for(two)
+    assert (ocr_for(one).threads, ocr_for(two).threads) == (2, 1)  # auto: one thread (see ocr.threads)
 
 
 def test_without_a_vlm_a_transcription_is_answered_by_ocr(offline, tmp_path):
@@ -74,20 +85,21 @@ def test_several_images_are_read_and_labelled(offline, tmp_path):
 
 
 def test_a_question_about_the_text_goes_to_the_text_model_with_the_ocr_text(offline, tmp_path, tiny_model_dir):
-    from aeth import runtime
-    from aeth.generation.prompt import encode_chat
+    from aeth import Aeth
+    from aeth.generation import encode_chat
     from aetherial_vision.generator import READ_SYSTEM_PROMPT
 
     image = render_text(tmp_path / "notice.png", "Choir practice", "Thursdays 19:30", size=28)
     question = "When is choir practice?"
-    text, stats = _answer([f"plugins.vision.text_model={tiny_model_dir}"], question, [image])
+    app = Aeth(load_config([f"plugins.vision.text_model={tiny_model_dir}"]))
+    text, stats = _answer([], question, [image], app=app)
     assert stats["path"] == "ocr+text" and stats["model"] == str(tiny_model_dir)
     assert stats["tokens_out"] >= 1 and stats["finish_reason"] in {"stop", "length"}
     # the text model was shown exactly the OCR'd text and the question, nothing else
     expected = [{"role": "system", "content": READ_SYSTEM_PROMPT},
                 {"role": "user", "content": f"Text read from the image by OCR:\n\"\"\"\nChoir practice\nThursdays 19:30\n\"\"\"\n\n"
                                             f"Question: {question}"}]
-    tokenizer = runtime.models().get(str(tiny_model_dir)).tokenizer
+    tokenizer = app.models.get(str(tiny_model_dir)).tokenizer
     assert stats["tokens_in"] == len(encode_chat(tokenizer, expected))
 
 
@@ -154,13 +166,7 @@ def test_images_given_as_bytes_or_base64_are_read_too(offline, tmp_path):
 
     data = render_text(tmp_path / "x.png", "Mind the gap", size=30).read_bytes()
     for ref in (data, to_data_uri(data), base64.b64encode(data).decode()):
-        from aeth import runtime
-        from aeth.app import Aeth
-        from aetherial_vision import plugin
-
-        app = Aeth(load_config(["plugins.vision.backend=ocr"]))
-        context = GenerationContext(config=app.config, sampling=GREEDY, models=runtime.models())
-        answer = "".join(plugin.generate(app.specialist("vision"), Request("Read the sign.", images=(ref,)), context))
+        answer, _ = _answer(["plugins.vision.backend=ocr"], "Read the sign.", [ref])
         assert answer == "Mind the gap", type(ref)
 
 

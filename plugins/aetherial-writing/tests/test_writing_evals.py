@@ -569,7 +569,7 @@ def test_judgeable_prose():
 
 
 def test_no_benchmark_item_leaks_into_the_training_data():
-    from aeth.evals.overlap import find_overlaps, record_text
+    from aeth.evals import find_overlaps, record_text
     from aetherial_writing.recipe import build_recipe
 
     train = [record_text(r) for r in build_recipe().records()]

@@ -5,8 +5,29 @@
 - :mod:`aeth.evals.store`    saved reports under ``$AETH_HOME/evals`` and their comparison
 - :mod:`aeth.evals.sandbox`  where generated code runs, and nowhere else
 - :mod:`aeth.evals.overlap`  checks that benchmark items never leak into training data
+
+The names below are the public ones plugins use (a coding suite runs answers with
+:func:`run_python` under :class:`Limits`; a package's tests check with :func:`find_overlaps`
+that no benchmark item is in its training data).
 """
 
-from aeth.evals.runner import CaseResult, EvalReport, pass_at_k, run_evaluation, run_suite
+from aeth.evals.model import specialist_model
+from aeth.evals.overlap import find_overlaps, record_text
+from aeth.evals.runner import CaseResult, EvalReport, limited, pass_at_k, run_evaluation, run_suite
+from aeth.evals.sandbox import Limits, SandboxResult, SandboxUnavailable, run_python
 
-__all__ = ["CaseResult", "EvalReport", "pass_at_k", "run_evaluation", "run_suite"]
+__all__ = [
+    "CaseResult",
+    "EvalReport",
+    "Limits",
+    "SandboxResult",
+    "SandboxUnavailable",
+    "find_overlaps",
+    "limited",
+    "pass_at_k",
+    "record_text",
+    "run_evaluation",
+    "run_python",
+    "run_suite",
+    "specialist_model",
+]

@@ -31,5 +31,7 @@ def encode_chat(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     else:
         warn("the model's tokenizer has no chat template; using a plain 'Role: text' transcript")
         text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages) + "Assistant:"
-    # a chat template writes its own special tokens (BOS included); a plain transcript needs them added
-    return tokenizer(text, add_special_tokens=not templated)["input_ids"]
+    # a chat template writes its own special tokens (BOS included); a plain transcript needs them
+    # added. Not verbose: an input longer than the model's context rolls through the sink cache,
+    # so the tokenizer's warning that it "will result in indexing errors" does not apply.
+    return tokenizer(text, add_special_tokens=not templated, verbose=False)["input_ids"]

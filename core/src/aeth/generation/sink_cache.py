@@ -223,9 +223,11 @@ def sink_cache_for(model: Any, sinks: int = 4, window: int = 252) -> SinkCache:
     why the model cannot be served correctly with one."""
     if sinks < 0 or window < 1:
         raise ValueError(f"sinks must be >= 0 and window >= 1 (got {sinks}, {window})")
-    config = model.config
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     name = type(model).__name__
-    rotary = next((m for n, m in model.named_modules() if n.endswith("rotary_emb")), None)
+    # the language model's rotary embedding (an image-text model's vision tower may have its own)
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
+    rotary = next((m for n, m in decoder.named_modules() if n.endswith("rotary_emb")), None)
     if rotary is None or not hasattr(rotary, "inv_freq"):
         raise ModelError(f"{name} has no rotary position embedding (learned absolute positions?): a sink cache "
                          "cannot re-position its keys; use a RoPE model")
@@ -237,5 +239,8 @@ def sink_cache_for(model: Any, sinks: int = 4, window: int = 252) -> SinkCache:
     if 2 * rotary.inv_freq.numel() != head_dim:
         raise ModelError(f"{name} rotates {2 * rotary.inv_freq.numel()} of {head_dim} head dimensions (partial RoPE), "
                          "which this sink cache does not handle")
+    if "mrope_section" in (getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None) or {}):
+        raise ModelError(f"{name} numbers its tokens with multimodal RoPE (positions per image row and column), "
+                         "which a sink cache cannot re-position")
     inv_freq = rotary.inv_freq.detach().clone()
     return SinkCache([SinkLayer(sinks, window, inv_freq) for _ in range(config.num_hidden_layers)])

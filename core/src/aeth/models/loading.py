@@ -1,4 +1,10 @@
-"""Load a checked model directory with transformers: device, dtype and NF4 quantization chosen here."""
+"""Load a checked model directory with transformers: device, dtype and NF4 quantization chosen here.
+
+Two kinds of model load here (:data:`KINDS`): ``text``, a causal language model with its
+tokenizer, and ``image-text``, a model that reads images and text and writes text (a
+vision-language model such as SmolVLM) with its processor. Both go through the same safety check,
+device, dtype and quantization choices.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aeth.config import DEVICES, DTYPES, QUANTIZATIONS
 from aeth.errors import ModelError
 from aeth.models.safety import check_model_dir
 
-QUANTIZATIONS = ("auto", "nf4", "none")
-DTYPES = ("auto", "bfloat16", "float16", "float32")
-DEVICES = ("auto", "cpu", "cuda")
+#: what a model reads and writes: ``text`` (a causal LM) or ``image-text`` (images and text in, text out)
+KINDS = ("text", "image-text")
 
 
 @dataclass
@@ -24,7 +30,9 @@ class LoadedModel:
 
     ``dtype`` is the compute dtype (``"bfloat16"``, ``"float16"`` or ``"float32"``);
     ``quantization`` is ``"nf4"`` or ``"none"``; ``n_params`` counts logical parameters (a 4-bit
-    weight counts as one, not as half a byte).
+    weight counts as one, not as half a byte). ``kind`` is one of :data:`KINDS`; an ``image-text``
+    model also has its ``processor`` (which turns images and text into model inputs), and
+    ``tokenizer`` is that processor's tokenizer.
     """
 
     model: Any
@@ -35,6 +43,8 @@ class LoadedModel:
     dtype: str
     quantization: str
     n_params: int
+    kind: str = "text"
+    processor: Any = None
 
 
 def resolve_device(device: str = "auto") -> str:
@@ -114,8 +124,10 @@ def load_model(
     device: str = "auto",
     trust_remote_code: bool = False,
     name: str | None = None,
+    kind: str = "text",
 ) -> LoadedModel:
-    """Load the causal LM and tokenizer in ``path`` (safetensors only) for inference or training.
+    """Load the model in ``path`` (safetensors only) for inference or training: a causal LM and its
+    tokenizer, or with ``kind="image-text"`` an image-text-to-text model and its processor.
 
     ``quantization``: ``nf4`` (bitsandbytes 4-bit NF4, double quantization, works on CPU and
     CUDA), ``none``, or ``auto`` (NF4 on CUDA, none on CPU). ``dtype`` is the compute dtype
@@ -123,6 +135,7 @@ def load_model(
     code run and is off unless the user turns it on. Failures raise :class:`ModelError` naming the
     path and the cause.
     """
+    _check_choice("kind", kind, KINDS)
     path = Path(path).expanduser()
     check_model_dir(path)
     device = resolve_device(device)
@@ -130,7 +143,7 @@ def load_model(
     dtype_name = resolve_dtype(dtype, device)
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    import transformers
 
     torch_dtype = getattr(torch, dtype_name)
     kwargs: dict[str, Any] = {"dtype": torch_dtype, "use_safetensors": True, "trust_remote_code": trust_remote_code}
@@ -141,14 +154,21 @@ def load_model(
 
     try:
         with _quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            if kind == "image-text":
+                model = transformers.AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+                processor = transformers.AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
+                tokenizer = processor.tokenizer
+            else:
+                model = transformers.AutoModelForCausalLM.from_pretrained(path, **kwargs)
+                processor = None
+                tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except ModelError:
         raise
     except Exception as e:
         hint = " (it needs its own code: set model.trust_remote_code=true if you trust it)" \
             if "trust_remote_code" in str(e) else ""
-        raise ModelError(f"could not load the model in {path}: {type(e).__name__}: {e}{hint}") from e
+        what = "the image-text model" if kind == "image-text" else "the model"
+        raise ModelError(f"could not load {what} in {path}: {type(e).__name__}: {e}{hint}") from e
 
     if quant == "nf4":
         _disable_cpu_inference_repack(model)
@@ -165,6 +185,8 @@ def load_model(
         dtype=dtype_name,
         quantization=quant,
         n_params=int(model.num_parameters()),
+        kind=kind,
+        processor=processor,
     )
 
 

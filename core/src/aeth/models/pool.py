@@ -1,4 +1,4 @@
-"""The process-wide model pool: each base model is loaded once and shared by its specialists.
+"""An application's model pool: each base model is loaded once and shared by its specialists.
 
 Specialists on the same base share one :class:`~aeth.models.loading.LoadedModel` (their adapters
 are switched on top of it per request). Importing this module does not import torch: loading
@@ -32,30 +32,34 @@ if TYPE_CHECKING:
 
 
 class ModelPool:
-    """Loads base models on demand, once per process, and hands the same object to every caller.
+    """Loads base models on demand, once per pool (an application has one), and hands the same
+    object to every caller.
 
-    Models are keyed by (resolved directory, quantization, dtype, device), so two references to the
-    same directory share a model. Thread-safe: loads are serialised under one lock, so concurrent
-    callers of the same model wait for a single load (two loads at once would only compete for
-    the same cores and memory). Configuration keys used: ``home``, ``model.quantization``
-    (overrides specialists'), ``model.dtype``, ``model.device``, ``model.threads`` and
-    ``model.trust_remote_code``.
+    Models are keyed by (resolved directory, quantization, dtype, device, kind), so two references
+    to the same directory share a model. Text and image-text models (vision-language models) live
+    here alike, with the same safety check, dtype, device, threads and per-base locking.
+    Thread-safe: loads are serialised under one lock, so concurrent callers of the same model wait
+    for a single load (two loads at once would only compete for the same cores and memory).
+    Configuration keys used: ``home``, ``model.quantization`` (overrides specialists'),
+    ``model.dtype``, ``model.device``, ``model.threads`` and ``model.trust_remote_code``.
     """
 
     def __init__(self, config: Config):
         self.config = config
         self._lock = threading.RLock()
         self._paths: dict[str, Path] = {}
-        self._models: dict[tuple[str, str, str, str], LoadedModel] = {}
+        self._models: dict[tuple[str, str, str, str, str], LoadedModel] = {}
         self._peft: dict[int, object] = {}  # id(base LoadedModel) -> its PeftModel, once an adapter is loaded
         self._switches: dict[int, AdapterSwitch] = {}
         self._serve_locks: defaultdict[int, threading.RLock] = defaultdict(threading.RLock)  # per base model
 
-    def get(self, base_model: str, quantization: str | None = None) -> LoadedModel:
+    def get(self, base_model: str, quantization: str | None = None, kind: str = "text") -> LoadedModel:
         """The loaded model for ``base_model`` (a built-in name, local directory or hub id).
 
         ``quantization`` is ``auto``, ``nf4`` or ``none``; when omitted, the configured
-        ``model.quantization`` applies, else ``auto``.
+        ``model.quantization`` applies, else ``auto``. ``kind`` is ``text`` (a causal LM and its
+        tokenizer) or ``image-text`` (a vision-language model and its processor, see
+        :data:`~aeth.models.loading.KINDS`); the same directory loaded as both is two models.
         """
         if quantization is None:
             quantization = self.config.get("model.quantization") or "auto"
@@ -63,10 +67,10 @@ class ModelPool:
             path = self._paths.get(base_model)
             if path is None:
                 path = self._paths[base_model] = resolve_model(base_model, self.config)
-            device = resolve_device(self.config.get("model.device", "auto"))
+            device = resolve_device(self.config["model.device"])
             quant = resolve_quantization(quantization, device)
-            dtype = resolve_dtype(self.config.get("model.dtype", "auto"), device)
-            key = (str(path), quant, dtype, device)
+            dtype = resolve_dtype(self.config["model.dtype"], device)
+            key = (str(path), quant, dtype, device, kind)
             loaded = self._models.get(key)
             if loaded is None:
                 loaded = load_model(
@@ -74,14 +78,15 @@ class ModelPool:
                     quantization=quant,
                     dtype=dtype,
                     device=device,
-                    trust_remote_code=bool(self.config.get("model.trust_remote_code", False)),
+                    trust_remote_code=self.config["model.trust_remote_code"],
                     name=base_model,
+                    kind=kind,
                 )
                 self._models[key] = loaded
                 # Sized for the largest model in the pool: a tiny model loaded first must not
                 # leave a big one on a single thread.
                 largest = max(m.n_params for m in self._models.values())
-                apply_threads(choose_threads(largest, self.config.get("model.threads", "auto")))
+                apply_threads(choose_threads(largest, self.config["model.threads"]))
             return loaded
 
     def for_specialist(self, spec: Specialist) -> LoadedModel:

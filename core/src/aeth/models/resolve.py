@@ -48,7 +48,7 @@ def resolve_model(ref: str, config: Config) -> Path:
         raise ModelError(f"model {ref!r} is a file, not a model directory; point at the directory holding config.json")
     hub = parse_hub_id(ref)
     if hub is not None:
-        return _from_hub(*hub, trust_remote_code=bool(config.get("model.trust_remote_code", False)))
+        return _from_hub(*hub, trust_remote_code=config["model.trust_remote_code"])
     raise ModelError(
         f"no model named {ref!r}: not a built-in model ({', '.join(sorted(BUILTIN_MODELS))}), "
         "not an existing local directory, and not a hub id like org/name or org/name@revision"

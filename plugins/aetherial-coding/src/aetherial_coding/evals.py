@@ -112,7 +112,7 @@ def _as_body(problem: dict, answer: str) -> str | None:
 
 def passes(problem: dict, answer: str) -> bool:
     """Whether ``answer`` passes ``problem``'s tests, run in the sandbox (10 s wall, 5 s CPU)."""
-    from aeth.evals.sandbox import Limits, run_python
+    from aeth.evals import Limits, run_python
 
     source = program(problem, answer)
     if source is None:

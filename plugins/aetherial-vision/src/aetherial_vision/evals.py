@@ -12,8 +12,9 @@ Two benchmarks (groups), scored by :mod:`aetherial_vision.scoring`:
 - ``ocr``: one image per phrase of :data:`OCR_PHRASES` (written for this project), rendered at
   run time with Pillow's bundled Aileron Regular font (CC0) in sizes from 20 to 44 px, five colour
   schemes, some bold, some broken over two lines; the same phrase always gets the same style.
-  Images go to ``$AETH_HOME/cache/vision-eval/`` (keyed by the Pillow version, since another
-  version may rasterise text differently). Scored as 1 - character error rate.
+  Images go to ``$AETH_HOME/cache/vision-eval/`` of the application that registered the suite,
+  keyed by the Pillow version, since another version may rasterise text differently. Scored as
+  1 - character error rate.
 """
 
 from __future__ import annotations
@@ -106,13 +107,12 @@ def ocr_scene(index: int):
     return TextScene("ocr", lines, size, fg, bg, bold)
 
 
-def ocr_image_dir() -> Path:
-    """Where the OCR eval's images are rendered: under ``$AETH_HOME/cache``, per Pillow version."""
+def ocr_image_dir(home: Path) -> Path:
+    """Where the OCR eval's images are rendered: under ``home/cache`` (an application's ``home``,
+    ``$AETH_HOME``), per Pillow version."""
     import PIL
 
-    from aeth import runtime
-
-    return runtime.config().home / "cache" / "vision-eval" / f"ocr-v1-pillow{PIL.__version__}"
+    return Path(home) / "cache" / "vision-eval" / f"ocr-v1-pillow{PIL.__version__}"
 
 
 def render_ocr_images(directory: Path) -> list[Path]:
@@ -131,9 +131,10 @@ def render_ocr_images(directory: Path) -> list[Path]:
     return paths
 
 
-def ocr_cases() -> list[EvalCase]:
-    """One case per phrase; the reference is the phrase (line breaks count as spaces)."""
-    paths = render_ocr_images(ocr_image_dir())
+def ocr_cases(home: Path) -> list[EvalCase]:
+    """One case per phrase, its image rendered under ``home``; the reference is the phrase (line
+    breaks count as spaces)."""
+    paths = render_ocr_images(ocr_image_dir(home))
     return [EvalCase(id=f"ocr/{i:02d}", prompt=OCR_PROMPT, reference=phrase, group="ocr", images=(str(path),),
                      max_tokens=48) for i, (phrase, path) in enumerate(zip(OCR_PHRASES, paths, strict=True))]
 
@@ -141,8 +142,6 @@ def ocr_cases() -> list[EvalCase]:
 # ---- the suite ------------------------------------------------------------------------------
 
 
-def _cases() -> list[EvalCase]:
-    return vqa_cases() + ocr_cases()
 
 
 def _score(case: EvalCase, answer: str) -> float:
@@ -151,12 +150,16 @@ def _score(case: EvalCase, answer: str) -> float:
     return ocr_score(answer, case.reference)
 
 
-def build_suite() -> EvalSuite:
-    """easy-VQA exact match and OCR 1 - CER, one mean over all cases (reports break it down by group)."""
+def build_suite(home: Path) -> EvalSuite:
+    """easy-VQA exact match and OCR 1 - CER, one mean over all cases (reports break it down by group).
+
+    The OCR images are rendered under ``home`` (the registering application's), when the cases are
+    first asked for.
+    """
     return EvalSuite(
         name="vision",
         version="1.0",
-        cases=_cases,
+        cases=lambda: vqa_cases() + ocr_cases(home),
         score=_score,
         metric="accuracy / 1-CER",
         max_tokens=48,

@@ -18,7 +18,11 @@ The rule (``plugins.vision.backend``, default ``auto``):
 
    A request without images, offline, goes to the text model with the vision system prompt.
 
-Everything that can fail (decoding the images, loading models) happens before the stream is
+Every path that runs a model decodes with aeth's own loop (:func:`aeth.generation.stream_answer`):
+the attention-sink cache where the model allows one, ``context.cancel`` polled before every
+forward, ``generation.max_input_tokens`` enforced, progress shown while a long input is read, and
+the model taken from the application's pool under its per-base lock. Everything that can fail
+(decoding the images, loading models, an input over the limit) happens before the stream is
 returned, so an error surfaces before any output.
 """
 
@@ -40,7 +44,7 @@ READ_SYSTEM_PROMPT = (
 
 def generate(specialist: Any, request: Any, context: Any) -> Iterator[str]:
     """The answer stream for ``request`` (see the module docstring for which path answers)."""
-    settings = VisionSettings.from_config(context.config)
+    settings = VisionSettings.of(context.app)
     images = [load_image(ref, i) for i, ref in enumerate(request.images)]
     reference = settings.model or specialist.base_model
     reason: ModelError | None = None
@@ -48,17 +52,29 @@ def generate(specialist: Any, request: Any, context: Any) -> Iterator[str]:
         from aetherial_vision import vlm
 
         try:
-            loaded = vlm.load_vlm(reference, context.config)
+            loaded = vlm.load(context.app, reference, specialist.quantization)
         except ModelError as e:
             if settings.backend == "vlm":
                 raise ModelError(need_vlm_message(reference, e, settings.backend)) from e
             reason = e
         else:
-            context.stats.update(model=loaded.name, path="vlm")
-            messages = vlm.chat_messages(specialist.system_prompt, request.history, request.prompt, len(images))
-            inputs = vlm.encode(loaded, messages, images, settings.image_longest_edge)
-            return vlm.stream_answer(loaded, inputs, context.sampling, context.stats)
+            return _vlm_answer(specialist, request, context, loaded, images, settings)
     return offline(specialist, request, context, images, settings, reference, reason)
+
+
+def _vlm_answer(specialist: Any, request: Any, context: Any, loaded: Any, images: list,
+                settings: VisionSettings) -> Iterator[str]:
+    from aeth.generation import stream_answer
+    from aetherial_vision import vlm
+
+    # no adapter: the bare VLM, selected under the pool's lock for this base if adapters ever sit on it
+    served, scope = context.models.with_adapter(loaded, specialist.name, None)
+    context.stats.update(model=loaded.name, path="vlm", adapter=None)
+    messages = vlm.chat_messages(specialist.system_prompt, request.history, request.prompt, len(images))
+    inputs = vlm.encode(loaded, messages, images, settings.image_longest_edge)
+    prompt_ids = inputs.pop("input_ids")[0].tolist()
+    return stream_answer(context, served, prompt_ids, inputs=inputs, scope=scope,
+                         label=f"{specialist.name}: reading the input")
 
 
 def offline(specialist: Any, request: Any, context: Any, images: list, settings: VisionSettings,
@@ -69,9 +85,10 @@ def offline(specialist: Any, request: Any, context: Any, images: list, settings:
     task = tasks.classify(request.prompt)
     if task == tasks.LOOK:
         raise ModelError(need_vlm_message(reference, reason, settings.backend))
-    from aetherial_vision.ocr import read_text
+    from aetherial_vision.ocr import ocr_for
 
-    texts = [read_text(image) for image in images]
+    ocr = ocr_for(context.app)
+    texts = [ocr.text(image) for image in images]
     if task == tasks.TRANSCRIBE:
         return _ocr_answer(texts, context.stats)
     if not any(texts):
@@ -98,19 +115,22 @@ def _ocr_answer(texts: list[str], stats: dict) -> Iterator[str]:
 
 def _text_model_answer(context: Any, settings: VisionSettings, system: str, history: tuple, prompt: str,
                        path: str) -> Iterator[str]:
-    from aeth.generation import stream_text
+    from aeth.generation import encode_chat, stream_answer
 
-    reference = settings.text_model or context.config.get("model.default", "smollm2-135m-instruct")
+    reference = settings.text_model or context.config["model.default"]
     loaded = context.models.get(reference)
-    context.stats.update(model=loaded.name, path=path)
+    # the text model may be another specialist's base with adapters on it: answer with none of them
+    served, scope = context.models.with_adapter(loaded, "vision", None)
+    context.stats.update(model=loaded.name, path=path, adapter=None)
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": m["role"], "content": m["content"]} for m in history] + [{"role": "user", "content": prompt}]
-    return stream_text(loaded, messages, context.sampling, context.stats)
+    return stream_answer(context, served, encode_chat(served.tokenizer, messages), scope=scope,
+                         label="vision: reading the input")
 
 
 def need_vlm_message(reference: str, reason: Exception | None, backend: str = "auto") -> str:
     """What to tell a user whose request needs a vision-language model that is not available."""
-    from aeth.models.resolve import parse_hub_id
+    from aeth.models import parse_hub_id
 
     if backend == "ocr":
         return ("This request needs a vision-language model to look at the image, but plugins.vision.backend is 'ocr', "

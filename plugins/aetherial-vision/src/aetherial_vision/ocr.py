@@ -1,8 +1,9 @@
 """Offline OCR with RapidOCR: PP-OCRv4 detection and recognition run by onnxruntime.
 
 The ONNX weights ship inside the PyPI package ``rapidocr-onnxruntime`` (Apache-2.0), so reading
-text needs no network and no model download. One engine is built per process and reused
-(building it takes 0.2-0.8 s; reading a sign-sized image about 0.1 s on one CPU thread).
+text needs no network and no model download. An :class:`OCR` builds its engine on first use and
+reuses it (building takes 0.2-0.8 s; reading a sign-sized image about 0.1 s on one CPU thread);
+:func:`ocr_for` keeps one per application, with threads from that application's config.
 
 Two settings differ from RapidOCR's defaults, both measured on rendered text:
 
@@ -22,8 +23,6 @@ from aeth.errors import AethError
 
 DISTRIBUTION = "rapidocr-onnxruntime==1.4.4"
 UPSCALE_BELOW = 1000  # px, longest side
-_engine: Any = None
-_lock = threading.Lock()
 
 
 class OCRUnavailable(AethError):
@@ -39,50 +38,66 @@ class TextLine:
     score: float
 
 
-def engine() -> Any:
-    """The process-wide RapidOCR engine (built on first use, thread-safe)."""
-    global _engine
-    with _lock:
-        if _engine is None:
-            try:
-                from rapidocr_onnxruntime import RapidOCR
-            except ImportError as e:
-                raise OCRUnavailable(f"reading text in images needs RapidOCR: `pip install {DISTRIBUTION}` ({e})") from e
-            _engine = RapidOCR(det_limit_type="max", det_limit_side_len=960,
-                               intra_op_num_threads=threads(), inter_op_num_threads=1)
-        return _engine
-
-
-def threads() -> int:
-    """onnxruntime threads for OCR: ``model.threads`` when it is a number, else 1.
+def threads(config: Any) -> int:
+    """onnxruntime threads for OCR: ``model.threads`` of ``config`` when it is a number, else 1.
 
     One thread, because OCR'ing a sign or a receipt is a few small convolutions: on this project's
     2-core machine, 1 thread read the OCR eval's images in 0.11 s each (median; 0.24 s while other
     work kept the cores busy), 2 threads in 0.30 s (0.63 s): the second thread waits for a core
     more than it works, as torch's do (see aeth.models.threads).
     """
-    from aeth import runtime
-
-    setting = runtime.config().get("model.threads", "auto")
+    setting = config["model.threads"]
     return setting if isinstance(setting, int) and not isinstance(setting, bool) and setting > 0 else 1
 
 
-def read_lines(image: Any) -> list[TextLine]:
-    """The text lines RapidOCR finds in RGB ``PIL.Image`` ``image``, top to bottom, left to right."""
-    import numpy as np
-    from PIL import Image
+def ocr_for(app: Any) -> OCR:
+    """The :class:`OCR` of application ``app`` (made once, with :func:`threads` from its config)."""
+    return app.state("aetherial-vision.ocr", lambda: OCR(threads(app.config)))
 
-    scale = 2 if max(image.size) < UPSCALE_BELOW else 1
-    if scale > 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.LANCZOS)
-    bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])  # OpenCV's channel order
-    result, _ = engine()(bgr)
-    lines = []
-    for points, text, score in result or []:
-        xs, ys = [p[0] / scale for p in points], [p[1] / scale for p in points]
-        if text.strip():
-            lines.append(TextLine(text.strip(), (min(xs), min(ys), max(xs), max(ys)), float(score)))
-    return lines
+
+class OCR:
+    """RapidOCR with aeth's settings (see the module docstring), on ``threads`` onnxruntime threads.
+
+    The engine is built on first use, once (thread-safe), and reused.
+    """
+
+    def __init__(self, threads: int = 1):
+        self.threads = threads
+        self._engine: Any = None
+        self._lock = threading.Lock()
+
+    def engine(self) -> Any:
+        """The RapidOCR engine (built on first use)."""
+        with self._lock:
+            if self._engine is None:
+                try:
+                    from rapidocr_onnxruntime import RapidOCR
+                except ImportError as e:
+                    raise OCRUnavailable(f"reading text in images needs RapidOCR: `pip install {DISTRIBUTION}` ({e})") from e
+                self._engine = RapidOCR(det_limit_type="max", det_limit_side_len=960,
+                                        intra_op_num_threads=self.threads, inter_op_num_threads=1)
+            return self._engine
+
+    def lines(self, image: Any) -> list[TextLine]:
+        """The text lines found in RGB ``PIL.Image`` ``image``, top to bottom, left to right."""
+        import numpy as np
+        from PIL import Image
+
+        scale = 2 if max(image.size) < UPSCALE_BELOW else 1
+        if scale > 1:
+            image = image.resize((image.width * scale, image.height * scale), Image.Resampling.LANCZOS)
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])  # OpenCV's channel order
+        result, _ = self.engine()(bgr)
+        lines = []
+        for points, text, score in result or []:
+            xs, ys = [p[0] / scale for p in points], [p[1] / scale for p in points]
+            if text.strip():
+                lines.append(TextLine(text.strip(), (min(xs), min(ys), max(xs), max(ys)), float(score)))
+        return lines
+
+    def text(self, image: Any) -> str:
+        """All the text in ``image`` (``""`` when there is none), in reading order."""
+        return join_lines(self.lines(image))
 
 
 def join_lines(lines: list[TextLine]) -> str:
@@ -104,8 +119,3 @@ def _middle(row: list[TextLine]) -> float:
 
 def _height(row: list[TextLine]) -> float:
     return max(t.box[3] - t.box[1] for t in row)
-
-
-def read_text(image: Any) -> str:
-    """All the text in ``image`` (``""`` when there is none), in reading order."""
-    return join_lines(read_lines(image))

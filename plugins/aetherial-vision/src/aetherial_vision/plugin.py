@@ -12,11 +12,11 @@ SPECIALIST = "vision"
 
 
 @hookimpl
-def register_specialists(register):
-    """Register the ``vision`` specialist."""
+def register_specialists(register, app):
+    """Register the ``vision`` specialist (its eval images go under ``app``'s home)."""
     from aetherial_vision.specialist import build_specialist
 
-    register(build_specialist())
+    register(build_specialist(app.config.home))
 
 
 @hookimpl

@@ -47,6 +47,11 @@ class VisionSettings:
     image_longest_edge: int = 1024
 
     @classmethod
+    def of(cls, app: Any) -> VisionSettings:
+        """The settings of application ``app`` (read from its config once, then kept in ``app.state``)."""
+        return app.state("aetherial-vision.settings", lambda: cls.from_config(app.config))
+
+    @classmethod
     def from_config(cls, config: Any) -> VisionSettings:
         """Read and check the keys; every problem is reported together in one :class:`ConfigError`."""
         problems = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aeth import AdapterSpec, GenerationDefaults, Specialist
 from aeth.datasets import package_file, read_prompts
 from aetherial_vision.evals import build_suite
@@ -28,8 +30,9 @@ def routing_heldout() -> tuple[str, ...]:
     return read_prompts(package_file("aetherial_vision", "data/routing_heldout.txt"))
 
 
-def build_specialist() -> Specialist:
-    """The ``vision`` specialist as registered by the plugin."""
+def build_specialist(home: Path) -> Specialist:
+    """The ``vision`` specialist as registered by the plugin for an application whose ``home`` is
+    given (its eval suite renders images there)."""
     return Specialist(
         name="vision",
         description="Looks at images: describes them, answers questions about them, reads their text (OCR) and classifies them.",
@@ -37,15 +40,16 @@ def build_specialist() -> Specialist:
         # LoRA on the language model's projections; q/k/v_proj also match the vision encoder's
         # attention, which is what adapting a VLM to new kinds of pictures needs.
         adapter=AdapterSpec(r=8, alpha=16, dropout=0.05),
-        # bf16 on CPU (auto): NF4 would save little on a 256 M model and slow the vision encoder.
-        quantization="auto",
+        # never NF4 unless model.quantization asks: it would save little on a 256 M model and slow
+        # (and coarsen) the vision encoder, on CUDA as on CPU
+        quantization="none",
         system_prompt=SYSTEM_PROMPT,
         routing_examples=routing_examples(),
         routing_heldout=routing_heldout(),
         # Looking and reading want the likeliest answer: near-greedy, short.
         generation=GenerationDefaults(temperature=0.1, top_p=0.9, top_k=20, max_tokens=256, repetition_penalty=1.05),
         recipe=build_recipe(),
-        suite=build_suite(),
+        suite=build_suite(home),
         version="0.1",
         accepts_images=True,
     )

@@ -1,135 +1,46 @@
-"""A vision-language model: found through aeth's model resolution, loaded once, decoded as a stream.
+"""A vision-language model: taken from the application's model pool, prompted with images.
 
-The model reference is resolved by :func:`aeth.models.resolve.resolve_model`, so it is a local
+The model reference (``plugins.vision.model``, else the specialist's ``base_model``) is a local
 directory or a hub id (``org/name[@revision]``, downloaded once into the Hugging Face cache when
-online, safetensors only), and the directory passes aeth's safety check before anything is read.
-transformers then loads it with ``AutoModelForImageTextToText`` and ``AutoProcessor``; the
-model's own Python code runs only when ``model.trust_remote_code`` is set. The device follows
-aeth's ``model.device``, the dtype ``model.dtype`` (see :func:`choose_dtype` for ``auto`` on a
-CPU) and torch's threads ``model.threads``.
+online, safetensors only). aeth's model pool loads it as an ``image-text`` model
+(``AutoModelForImageTextToText`` and ``AutoProcessor``) after its safety check, with the
+application's ``model.device``, ``model.dtype`` (``auto``: bfloat16 only where the device computes
+it natively; emulated bf16 made a SmolVLM-256M answer 3x slower on this project's 2-core Xeon),
+``model.threads`` and ``model.trust_remote_code``, once per application. Answers are decoded by
+aeth's own loop (:func:`aeth.generation.stream_answer`): sink cache, cancellation, input limit.
 
-Loaded models are kept per process (one per reference, device and dtype). A reference that failed
-to load is remembered too, so an offline process does not retry the hub on every request; call
-:func:`clear` to forget both.
+A reference that failed to load is remembered per application, so an offline server does not
+retry the hub on every request; a new application tries again.
 """
 
 from __future__ import annotations
 
-import random
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aeth.errors import ModelError
+from aeth.models import LoadedModel
 
-#: Tokens that end a turn in the chat formats of common small VLMs (SmolVLM / Idefics3 first).
-END_OF_TURN = ("<end_of_utterance>", "<|im_end|>", "<|eot_id|>", "<end_of_turn>")
-
-_cache: dict[tuple[str, str, str], Any] = {}
-_lock = threading.Lock()
+FAILED = "aetherial-vision.failed-models"  #: the app.state key of the references that failed to load
 
 
-@dataclass
-class LoadedVLM:
-    """A vision-language model in memory with its processor, and how it was loaded."""
+def load(app: Any, reference: str, quantization: str = "auto") -> LoadedModel:
+    """The VLM ``reference`` from ``app``'s model pool (loaded on first use).
 
-    model: Any
-    processor: Any
-    name: str
-    path: Path
-    device: str
-    dtype: str
-    n_params: int
-
-
-def clear() -> None:
-    """Forget every loaded (or failed) VLM of this process."""
-    with _lock:
-        _cache.clear()
-
-
-def load_vlm(ref: str, config: Any) -> LoadedVLM:
-    """The VLM named ``ref`` (hub id or local directory), loaded once per process.
-
-    Raises :class:`ModelError` when it cannot be found or loaded (the same error again on later
-    calls, without retrying).
+    ``model.quantization``, when set, overrides ``quantization``, as for every specialist. Raises
+    :class:`ModelError` when it cannot be found or loaded: the same error again on later calls of
+    the same application, without retrying.
     """
-    from aeth.models.loading import resolve_device
-
-    device = resolve_device(config.get("model.device", "auto"))
-    dtype = choose_dtype(config.get("model.dtype", "auto"), device)
-    key = (ref, device, dtype)
-    with _lock:
-        cached = _cache.get(key)
-        if cached is None:
-            try:
-                cached = _load(ref, config, device, dtype)
-            except ModelError as e:
-                cached = e
-            _cache[key] = cached
-    if isinstance(cached, ModelError):
-        raise cached
-    from aeth.models.threads import apply_threads, choose_threads
-
-    apply_threads(choose_threads(cached.n_params, config.get("model.threads", "auto")))
-    return cached
-
-
-def choose_dtype(setting: str, device: str) -> str:
-    """The VLM's dtype: ``model.dtype`` when set; under ``auto``, bfloat16 only where the device
-    computes it natively (:func:`aeth.models.loading.resolve_dtype`), else float32: without native
-    support it is emulated, and a SmolVLM-256M-sized model answering one easy-VQA question (one
-    tile, 8 tokens, one thread) took 7.6 s in bfloat16 and 2.4 s in float32 on this project's
-    2-core Xeon (AVX-512, no BF16).
-    """
-    from aeth.models.loading import resolve_dtype
-
-    return resolve_dtype(setting, device)
-
-
-def _load(ref: str, config: Any, device: str, dtype: str) -> LoadedVLM:
-    from aeth.models.resolve import resolve_model
-
-    path = resolve_model(ref, config)  # local dir or hub snapshot, safety-checked (safetensors only)
-    trust = bool(config.get("model.trust_remote_code", False))
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "use_safetensors": True, "trust_remote_code": trust}
-    if device == "cuda":
-        kwargs["device_map"] = {"": "cuda"}
+    failed = app.state(FAILED, dict)
+    if reference in failed:
+        raise failed[reference]
     try:
-        with _quiet():
-            model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
-            processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust)
-    except Exception as e:  # transformers raises many kinds; the user needs the path and the cause
-        hint = " (it needs its own code: set model.trust_remote_code=true if you trust it)" \
-            if "trust_remote_code" in str(e) else ""
-        raise ModelError(f"could not load the vision-language model in {path}: {type(e).__name__}: {e}{hint}") from e
-    model.eval()
-    return LoadedVLM(model, processor, ref, Path(path), device, dtype, int(model.num_parameters()))
+        return app.models.get(reference, app.config.get("model.quantization") or quantization, kind="image-text")
+    except ModelError as e:
+        failed[reference] = e
+        raise
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence transformers' loading bars and advisory warnings (a library must not chatter on stderr)."""
-    from transformers.utils import logging as hf_logging
-
-    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-# ---- prompting and decoding -----------------------------------------------------------------
+# ---- prompting ---------------------------------------------------------------------------------
 
 
 def chat_messages(system: str, history: tuple[dict, ...], prompt: str, n_images: int) -> list[dict]:
@@ -158,7 +69,7 @@ def _fit(image: Any, longest_edge: int) -> Any:
                         Image.Resampling.LANCZOS)
 
 
-def encode(loaded: LoadedVLM, messages: list[dict], images: list[Any], longest_edge: int) -> dict:
+def encode(loaded: LoadedModel, messages: list[dict], images: list[Any], longest_edge: int) -> dict:
     """Model inputs (token ids, pixel values...) for ``messages`` and ``images``, on the model's device.
 
     The processor's own resize target is capped at ``longest_edge`` too: Idefics3-style processors
@@ -199,57 +110,3 @@ def _size_kwargs(image_processor: Any, images: list[Any], longest_edge: int) -> 
         needed = max(max(im.size) for im in images)
         target = min(target, max(tile, -(-needed // tile) * tile))
     return {"size": {"longest_edge": target}}
-
-
-def stop_ids(loaded: LoadedVLM) -> set[int]:
-    """Token ids that end the answer: the generation config's EOS ids and known end-of-turn tokens."""
-    tokenizer = loaded.processor.tokenizer
-    found: set[int] = set()
-    for source in (getattr(loaded.model, "generation_config", None), tokenizer):
-        eos = getattr(source, "eos_token_id", None)
-        found.update(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
-    vocab = tokenizer.get_vocab()
-    found.update(vocab[t] for t in END_OF_TURN if t in vocab)
-    return found
-
-
-def generate_ids(loaded: LoadedVLM, inputs: dict, sampling: Any, stats: dict) -> Iterator[int]:
-    """Yield answer token ids: one forward pass over prompt and images, then one token per step
-    with the KV cache (aeth's sampler), until an end-of-turn token or ``sampling.max_tokens``.
-    Fills ``stats``: ``tokens_in`` counts the image tokens too."""
-    import torch
-    from transformers import DynamicCache
-
-    from aeth.generation.sampling import next_token
-
-    model = loaded.model
-    stop = stop_ids(loaded)
-    seed = sampling.seed if sampling.seed is not None else random.randrange(2**63)
-    generator = torch.Generator().manual_seed(seed)
-    cache = DynamicCache(config=model.config.get_text_config())
-    generated = torch.empty(0, dtype=torch.long)
-    step = dict(inputs)
-    stats.update(tokens_in=int(inputs["input_ids"].shape[1]), tokens_out=0, finish_reason="length")
-    with torch.inference_mode():
-        for _ in range(sampling.max_tokens):
-            logits = model(**step, cache=cache, use_cache=True, logits_to_keep=1).logits[0, -1]
-            token = next_token(logits.float().cpu(), sampling, generator, generated)
-            if token in stop:
-                stats["finish_reason"] = "stop"
-                return
-            generated = torch.cat([generated, torch.tensor([token])])
-            stats["tokens_out"] += 1
-            yield token
-            # after the first pass the images live in the cache: later steps feed the new token only
-            step = {"input_ids": torch.tensor([[token]], device=inputs["input_ids"].device)}
-
-
-def stream_answer(loaded: LoadedVLM, inputs: dict, sampling: Any, stats: dict) -> Iterator[str]:
-    """Yield the answer as text increments, each as soon as it is complete (see :func:`generate_ids`)."""
-    from aeth.generation.decode import Detokenizer
-
-    detok = Detokenizer(loaded.processor.tokenizer)
-    for token in generate_ids(loaded, inputs, sampling, stats):
-        piece = detok.push(token)
-        if piece:
-            yield piece
