@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from aeth.errors import ConfigError
 
 CONFIG_FILE = "aeth.yaml"
@@ -156,6 +154,8 @@ def _set_entry_field(values: dict[str, Any], key: str, raw: Any) -> None:
 
 
 def _parse_scalar(raw: str) -> Any:
+    import yaml  # here, not at module level: `import aeth` (and `aeth --help`) needs no YAML parser
+
     try:
         return yaml.safe_load(raw) if raw.strip() else raw
     except yaml.YAMLError:
@@ -218,6 +218,8 @@ def load_config(overrides: Sequence[str] = (), path: str | os.PathLike | None = 
     ``overrides`` are ``key=value`` strings (the CLI's ``-o``); ``path`` replaces the file search
     (the CLI's ``--config`` / ``AETH_CONFIG``).
     """
+    import yaml
+
     env = os.environ if env is None else env
     path = path or env.get("AETH_CONFIG")
     problems: list[str] = []
