@@ -216,3 +216,23 @@ def test_register_plugin_unregisters_even_when_the_test_fails(pytester: pytest.P
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*deliberate failure*"])
     assert not default_host().pm.has_plugin("throwaway-plugin")
+
+
+def test_a_contract_whose_specialist_was_rejected_shows_the_rejection(aeth_home, register_plugin):
+    from aeth import AdapterSpec, Specialist, hookimpl
+    from aeth.testing import SpecialistContract
+
+    class Rejected:
+        @hookimpl
+        def register_specialists(self, register):
+            register(Specialist(name="rejected", description="its adapter is invalid", adapter=AdapterSpec(r=0)))
+
+    class TestRejected(SpecialistContract):
+        specialist_name = "rejected"
+
+    register_plugin(Rejected(), "rejected-plugin")
+    with pytest.raises(AssertionError) as failed:
+        TestRejected()._specialist()
+    said = str(failed.value)
+    assert "specialist 'rejected' is not registered" in said
+    assert "plugin 'rejected-plugin' registered invalid specialist 'rejected' (field adapter.r" in said
