@@ -283,3 +283,19 @@ def test_an_ordinary_user_gets_the_same_fence(world_readable_dir):
     assert lines[3] == "0000000000000000"
     assert bomb in {"timeout", "killed"}
     assert not (tmp_path / "created.txt").exists()
+
+
+def test_a_program_that_leaves_the_process_group_and_runs_out_the_clock_is_gone_when_the_run_returns():
+    """The program is the PID namespace's first process: it leaves unshare's process group with
+    setsid, and running as nobody it lost the parent-death signal. It must still be dead (and all
+    its children with it) the moment run_python returns."""
+    result = run("""
+        import os, time
+        os.setsid()
+        if os.fork() == 0:
+            os.setsid()
+        time.sleep(60)
+    """, Limits(wall_seconds=2, cpu_seconds=2))
+    assert result.status == "timeout"
+    if os.geteuid() == 0:
+        assert live_tasks(NOBODY) == 0

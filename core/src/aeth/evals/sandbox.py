@@ -191,11 +191,18 @@ def _collect(proc: subprocess.Popen, limits: Limits, started: float) -> tuple[by
 def _kill(proc: subprocess.Popen) -> None:
     """Kill the sandbox and return once every process in it is gone.
 
-    unshare is the session leader; killing it makes ``--kill-child`` end the PID namespace's first
-    process, and the kernel ends every other process in the namespace before that one finishes
-    exiting. So once it is a zombie or gone, nothing of the run is left.
+    The PID namespace's first process (unshare's child) is killed by its host PID: the kernel then
+    ends every other process in the namespace before that one finishes exiting, so once it is a
+    zombie or gone, nothing of the run is left. Signalling unshare's process group is not enough:
+    the program may leave it with ``setsid``, and once it runs as ``nobody`` the kernel has cleared
+    the parent-death signal ``--kill-child`` relies on.
     """
     inits = _children(proc.pid)
+    for pid in inits:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
