@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from aeth.evals.sandbox import NOBODY, Limits, SandboxResult, run_python
+from aeth.evals.sandbox import NOBODY, Limits, SandboxResult, run_python, run_tests
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
 QUICK = Limits(wall_seconds=5, cpu_seconds=3)
@@ -299,3 +299,48 @@ def test_a_program_that_leaves_the_process_group_and_runs_out_the_clock_is_gone_
     assert result.status == "timeout"
     if os.geteuid() == 0:
         assert live_tasks(NOBODY) == 0
+
+
+# ---- grading: only checks that ran to their end count ------------------------------------------
+
+
+CHECKS = "assert double(2) == 4\nassert double(-3) == -6\n"
+
+
+@pytest.mark.parametrize(("program", "passed"), [
+    ("def double(x):\n    return 2 * x\n", True),
+    ("def double(x):\n    return x\n", False),
+    ("def double(x):\n    raise SystemExit(0)\n", False),
+    ("import os\ndef double(x):\n    os._exit(0)\n", False),
+    ("raise SystemExit(0)\n", False),
+    ("import os\nos._exit(0)\n", False),
+])
+def test_a_clean_exit_is_not_a_pass(program, passed):
+    result = run_tests(program, CHECKS, QUICK)
+    assert result.ok is passed, (result.status, result.stdout, result.stderr)
+    assert "aeth-sandbox-checked" not in result.stdout  # the nonce line is the harness's, never shown
+
+
+HUNTS = {
+    "the harness's frame": "import sys\nf = sys._getframe(1)\nprint(f.f_locals)\n",
+    "a traceback's frame": "try:\n    1/0\nexcept Exception as e:\n    print(e.__traceback__.tb_frame.f_back.f_locals)\n",
+    "the gc's objects": "import gc\nprint([o for o in gc.get_objects() if isinstance(o, dict)][:1])\n",
+    "the nonce's descriptor": "import os\nprint(os.read(3, 256))\n",
+    "its own memory": "print(open('/proc/self/mem', 'rb'))\n",
+    "ctypes": "import ctypes\nprint(ctypes.string_at(id(object()), 8))\n",
+    "a new program": "import os\nos.system('true')\n",
+    "a child process": "import os\nos.fork()\n",
+    "tracing": "import sys\nsys.settrace(lambda *a: None)\n",
+}
+
+
+@pytest.mark.parametrize("hunt", HUNTS.values(), ids=HUNTS.keys())
+def test_graded_code_cannot_reach_for_the_nonce(hunt):
+    result = run_tests(hunt + "def double(x):\n    return 2 * x\n", CHECKS, QUICK)
+    assert not result.ok, (result.stdout, result.stderr)
+
+
+def test_rebinding_builtins_does_not_fool_the_checks():
+    program = "import builtins\nbuiltins.abs = lambda x: 0\n__builtins__['abs'] = lambda x: 0\ndef near(x):\n    return x\n"
+    assert not run_tests(program, "assert abs(near(5) - 4) < 0.5\n", QUICK).ok
+    assert run_tests(program, "assert abs(near(4) - 4) < 0.5\n", QUICK).ok

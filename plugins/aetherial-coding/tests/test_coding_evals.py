@@ -95,3 +95,21 @@ def test_no_humaneval_problem_leaks_into_the_training_data():
     records = build_recipe().records()
     bench = [p["prompt"] + p["canonical_solution"] for p in problems()]
     assert find_overlaps([record_text(r) for r in records], bench, n=13) == []
+
+
+GAMES = {
+    "SystemExit": "    raise SystemExit(0)\n",
+    "os._exit": "    import os\n    os._exit(0)\n",
+    "exit at import": "    pass\nimport sys\nsys.exit(0)\n",
+}
+
+
+@linux_only
+@pytest.mark.parametrize("body", GAMES.values(), ids=GAMES.keys())
+def test_an_answer_that_exits_before_its_tests_end_fails_every_problem(body):
+    """Before grading required the harness's nonce, these scored a pass on 40 of 40 problems."""
+    for p in problems()[:40:8]:
+        name = p["entry_point"]
+        answer = f"```python\n{p['prompt'].split('def ' + name)[0]}def {name}(*args, **kwargs):\n{body}```"
+        assert program(p, answer) is not None
+        assert not passes(p, answer), p["task_id"]

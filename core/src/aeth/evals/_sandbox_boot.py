@@ -103,12 +103,22 @@ def main():
     try:
         fence(spec)
         os.makedirs(WORK, mode=0o700)
-        for name, text in (("main.py", spec["code"]), ("stdin.txt", spec["stdin"])):
+        files = {"main.py": spec["code"], "stdin.txt": spec["stdin"], **spec.get("files", {})}
+        for name, text in files.items():
             with open(os.path.join(WORK, name), "w", encoding="utf-8") as f:
                 f.write(text)
         if spec["as_root"]:
-            for path in (WORK, *(os.path.join(WORK, n) for n in ("main.py", "stdin.txt"))):
+            for path in (WORK, *(os.path.join(WORK, n) for n in files)):
                 os.chown(path, NOBODY, NOBODY)
+        if spec.get("secret"):  # for the program's harness alone: it reads fd 3 before any other code runs
+            read, write = os.pipe()
+            os.write(write, spec["secret"].encode())
+            os.close(write)
+            if read != 3:
+                os.dup2(read, 3)  # inheritable, unlike the pipe's own descriptor
+                os.close(read)
+            else:
+                os.set_inheritable(3, True)
         stdin = os.open(os.path.join(WORK, "stdin.txt"), os.O_RDONLY)
         os.dup2(stdin, 0)
         os.close(stdin)

@@ -24,18 +24,21 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import selectors
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aeth.errors import AethError
 
 BOOT = Path(__file__).with_name("_sandbox_boot.py")
+HARNESS = Path(__file__).with_name("_sandbox_harness.py")  #: main module of a graded run (run_tests)
+MARKER = "aeth-sandbox-checked:"  #: what the harness prints before the nonce (as _sandbox_harness.MARKER)
 NOBODY = 65534  #: who runs the program when aeth itself runs as root
 
 
@@ -93,17 +96,21 @@ def _command(limits: Limits) -> list[str]:
     return [shutil.which("unshare") or "unshare", *flags, "--", sys.executable, "-I", "-S", str(BOOT)]
 
 
-def run_python(code: str, limits: Limits | None = None, stdin: str = "") -> SandboxResult:
+def run_python(code: str, limits: Limits | None = None, stdin: str = "", *, files: dict[str, str] | None = None,
+               secret: str | None = None) -> SandboxResult:
     """Run the Python program ``code`` in the sandbox and return how it ended.
 
-    ``stdin`` is fed to the program. The program's working directory is empty and private; only
-    the standard library is importable.
+    ``stdin`` is fed to the program. The program's working directory is private and holds only
+    ``files`` (name -> text) besides the program; only the standard library is importable.
+    ``secret`` is readable once on file descriptor 3 (how :func:`run_tests`' harness learns the
+    nonce that proves the checks completed).
     """
     check_available()
     limits = limits or Limits()
     as_root = os.geteuid() == 0
     python = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)  # not a venv: stdlib only
-    spec = json.dumps({"code": code, "stdin": stdin, "limits": limits.__dict__, "python": python,
+    spec = json.dumps({"code": code, "stdin": stdin, "files": files or {}, "secret": secret,
+                       "limits": limits.__dict__, "python": python,
                        "prefix": sys.base_prefix, "setpriv": shutil.which("setpriv"), "as_root": as_root,
                        "nproc_base": tasks_of(NOBODY if as_root else os.getuid())})
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -134,6 +141,29 @@ def run_python(code: str, limits: Limits | None = None, stdin: str = "") -> Sand
         if "aeth-sandbox: setup failed:" in stderr:
             raise SandboxUnavailable(stderr.split("aeth-sandbox: setup failed:", 1)[1].strip().splitlines()[0])
     return SandboxResult(status, returncode, out.decode("utf-8", "replace"), stderr, seconds)
+
+
+def run_tests(program: str, checks: str, limits: Limits | None = None) -> SandboxResult:
+    """Run ``program`` and then ``checks`` (code that raises when the program is wrong) in one
+    sandboxed interpreter; ``ok`` only when the checks ran to their end.
+
+    A clean exit is not a pass: a harness prints a nonce, fresh for every run, after the checks
+    complete, and only a run whose output carries it has status ``ok``. A program that exits
+    early (``SystemExit``, ``os._exit``), or whose checks raise, ends with status ``error``; one
+    that reaches for the harness's frame, the garbage collector's object lists, ``ctypes``,
+    ``/proc`` or a new program is stopped at once (status ``error``). The checks see the builtins
+    as they were before the program ran. Every suite that executes code grades through this.
+    """
+    nonce = secrets.token_hex(16)
+    result = run_python(HARNESS.read_text(encoding="utf-8"), limits, files={"program.py": program, "checks.py": checks},
+                        secret=nonce)
+    stamp = f"{MARKER}{nonce}"
+    checked = stamp in result.stdout.splitlines()
+    stdout = "\n".join(line for line in result.stdout.splitlines() if line != stamp)
+    if result.status == "ok" and not checked:
+        return replace(result, status="error", stdout=stdout,
+                       stderr=result.stderr + "\naeth-sandbox: the program exited before its checks completed\n")
+    return replace(result, stdout=stdout)
 
 
 def tasks_of(uid: int) -> int:

@@ -85,19 +85,21 @@ def extract_function(answer: str, name: str) -> str | None:
 
 
 def program(problem: dict, answer: str) -> str | None:
-    """The test program for ``answer``: the problem's prompt (imports, helpers), the model's
-    function, the problem's tests and ``check(entry_point)``; None when no function is found.
+    """The program for ``answer``: the problem's prompt (imports, helpers) and the model's
+    function; None when no function is found.
 
     The prompt comes first so the imports and helper functions it declares are there; the model's
     definition then replaces the prompt's stub (a docstring-only body).
     """
     code = extract_function(answer, problem["entry_point"])
     if code is None:
-        code = _as_body(problem, answer)
-        if code is None:
-            return None
-        return f"{code}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
-    return f"{problem['prompt']}\n    pass\n\n{code}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+        return _as_body(problem, answer)
+    return f"{problem['prompt']}\n    pass\n\n{code}\n"
+
+
+def checks(problem: dict) -> str:
+    """The problem's own tests and ``check(entry_point)``: what must run to its end for a pass."""
+    return f"{problem['test']}\n\ncheck({problem['entry_point']})\n"
 
 
 def _as_body(problem: dict, answer: str) -> str | None:
@@ -111,13 +113,15 @@ def _as_body(problem: dict, answer: str) -> str | None:
 
 
 def passes(problem: dict, answer: str) -> bool:
-    """Whether ``answer`` passes ``problem``'s tests, run in the sandbox (10 s wall, 5 s CPU)."""
-    from aeth.evals import Limits, run_python
+    """Whether ``answer`` passes ``problem``'s tests, run in the sandbox (10 s wall, 5 s CPU): only
+    tests that ran to their end count, so an answer that exits early (``SystemExit``, ``os._exit``)
+    fails."""
+    from aeth.evals import Limits, run_tests
 
     source = program(problem, answer)
     if source is None:
         return False
-    return run_python(source, Limits(wall_seconds=10, cpu_seconds=5, memory_mb=1024)).ok
+    return run_tests(source, checks(problem), Limits(wall_seconds=10, cpu_seconds=5, memory_mb=1024)).ok
 
 
 def _cases() -> list[EvalCase]:
