@@ -1,5 +1,6 @@
 """The code sandbox against hostile programs: each attack must be contained and the host unharmed."""
 
+import ast
 import os
 import socket
 import sys
@@ -344,3 +345,130 @@ def test_rebinding_builtins_does_not_fool_the_checks():
     program = "import builtins\nbuiltins.abs = lambda x: 0\n__builtins__['abs'] = lambda x: 0\ndef near(x):\n    return x\n"
     assert not run_tests(program, "assert abs(near(5) - 4) < 0.5\n", QUICK).ok
     assert run_tests(program, "assert abs(near(4) - 4) < 0.5\n", QUICK).ok
+
+
+# ---- only an allowlisted filesystem is there --------------------------------------------------
+
+
+@pytest.fixture
+def planted():
+    """Secrets where the old fence did not look: a directory outside /tmp and /home, a home that is a
+    symlink to it, this checkout, and a UNIX socket listening in the checkout's build/ folder."""
+    import shutil
+
+    tag = uuid.uuid4().hex[:8]
+    elsewhere = Path(f"/var/lib/aeth-sandbox-{tag}")
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "secret.txt").write_text("elsewhere")
+    home = Path(f"/home/alice-{tag}")
+    home.symlink_to(elsewhere)
+    build = Path(__file__).resolve().parents[2] / "build"
+    build.mkdir(exist_ok=True)
+    sock_path = build / f"s-{tag}.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    server.listen(1)
+    server.settimeout(0.5)
+    for p in (elsewhere, elsewhere / "secret.txt"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    yield {"elsewhere": elsewhere / "secret.txt", "home": home / "secret.txt", "checkout": Path(__file__).resolve(),
+           "aeth_home": os.environ.get("AETH_HOME", ""), "socket": sock_path, "server": server}
+    server.close()
+    sock_path.unlink(missing_ok=True)
+    home.unlink()
+    shutil.rmtree(elsewhere)
+
+
+def test_nothing_of_the_host_is_there_but_what_python_needs(planted):
+    result = run(f"""
+        import os, socket
+        for path in {[str(planted[k]) for k in ("elsewhere", "home", "checkout")]!r}:
+            try:
+                print(open(path).read()[:20])
+            except OSError as e:
+                print('refused', e.errno)
+        s = socket.socket(socket.AF_UNIX)
+        try:
+            s.connect({str(planted['socket'])!r})
+            print('connected')
+        except OSError as e:
+            print('refused', e.errno)
+        print(sorted(os.listdir('/')))
+        print(sorted(os.listdir('/etc')))
+    """)
+    assert result.ok, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == ["refused 2"] * 3, result.stdout  # not there at all, wherever it lived
+    assert lines[3].startswith("refused") and "connected" not in result.stdout
+    with pytest.raises(socket.timeout):
+        planted["server"].accept()  # and nothing knocked
+    top, etc = (set(ast.literal_eval(line)) for line in lines[4:6])
+    assert {"usr", "tmp", "proc", "dev", "etc"} <= top <= {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32",
+                                                           "proc", "root", "sbin", "tmp", "usr"}
+    assert etc <= {"group", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd"}
+
+
+def test_every_mount_it_sees_is_read_only_but_its_own_tmpfs():
+    result = run(r"""
+        for line in open('/proc/self/mountinfo', 'rb'):
+            fields = line.split(b' - ')[0].split()
+            print(fields[4].decode('unicode_escape'), fields[5].split(b',')[0].decode())
+    """)
+    assert result.ok, result.stderr
+    seen = dict(line.rsplit(" ", 1) for line in result.stdout.splitlines())
+    writable = {point for point, mode in seen.items() if mode == "rw"}
+    assert writable <= {"/tmp", "/dev/shm", "/proc"} | {p for p in writable if p.startswith("/proc/")}, seen
+    assert "/tmp" in writable and "/" in seen and seen["/"] == "ro"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting on the host needs root")
+def test_a_host_mount_with_a_non_ascii_name_or_an_mqueue_is_not_reachable(tmp_path):
+    import subprocess
+
+    build = Path(__file__).resolve().parents[2] / "build"
+    odd = build / f"mnt-ünïcode ✓-{uuid.uuid4().hex[:6]}"
+    queues = build / f"mqueue-{uuid.uuid4().hex[:6]}"
+    odd.mkdir(parents=True)
+    queues.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", str(odd)], check=True)
+    subprocess.run(["mount", "-t", "mqueue", "none", str(queues)], check=True)
+    (queues / "aeth-queue").unlink(missing_ok=True)  # queues outlive their mount: one a failed run left
+    try:
+        result = run(f"""
+            for path in {[str(odd / 'written.txt'), str(queues / 'aeth-queue')]!r}:
+                try:
+                    open(path, 'w').write('x')
+                    print('WROTE', path)
+                except OSError as e:
+                    print('refused', e.errno)
+        """)
+        assert result.ok, result.stderr
+        assert "WROTE" not in result.stdout
+        assert not (odd / "written.txt").exists() and not (queues / "aeth-queue").exists()
+    finally:
+        (queues / "aeth-queue").unlink(missing_ok=True)
+        subprocess.run(["umount", str(odd)], check=False)
+        subprocess.run(["umount", str(queues)], check=False)
+        odd.rmdir()
+        queues.rmdir()
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the key syscalls are numbered for x86_64 here")
+def test_the_callers_session_keyring_is_not_inherited():
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(250, 1, None) > 0  # this test's process: a fresh session keyring of its own
+    key = libc.syscall(248, b"user", b"aeth-sandbox-test", b"the secret", 10, -3)  # add_key(..., @s)
+    assert key > 0
+    result = run(f"""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        buf = ctypes.create_string_buffer(64)
+        n = libc.syscall(250, 11, {key}, buf, 64)  # keyctl(KEYCTL_READ, key)
+        print(n, ctypes.get_errno(), buf.value)
+        print(libc.syscall(250, 0, -3, 0))  # keyctl(KEYCTL_GET_KEYRING_ID, @s, create=0)
+    """)
+    assert result.ok, result.stderr
+    first = result.stdout.splitlines()[0].split()
+    assert int(first[0]) < 0 and b"the secret" not in result.stdout.encode()

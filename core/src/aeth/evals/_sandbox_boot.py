@@ -11,7 +11,6 @@ a complete fence.
 import ctypes
 import json
 import os
-import pwd
 import resource
 import sys
 
@@ -19,13 +18,26 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
 ST_FLAGS = {1: MS_RDONLY, 2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: MS_NOATIME, 2048: MS_NODIRATIME, 4096: MS_RELATIME}
-SPECIAL_FS = {"proc", "sysfs", "devtmpfs", "devpts", "mqueue", "cgroup", "cgroup2", "securityfs", "debugfs",
-              "tracefs", "pstore", "bpf", "hugetlbfs", "fusectl", "configfs", "binfmt_misc", "autofs", "efivarfs"}
+MNT_DETACH = 2
+#: (pivot_root, keyctl) system call numbers; Python's os module offers neither
+SYSCALLS = {"x86_64": (155, 250), "aarch64": (41, 219)}
+KEYCTL_JOIN_SESSION_KEYRING = 1
 NOBODY = 65534
 WORK = "/tmp/work"
+NEW_ROOT = "/tmp/.aeth-root"
+#: what the program's world is made of: these, read-only, and nothing else of the host
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "localtime")
+ETC_DIRS = ("ld.so.conf.d",)
+DEVICES = ("null", "zero", "full", "random", "urandom")
+PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+GROUP = "root:x:0:\nnogroup:x:65534:\n"
+#: the only mounts that stay writable (private tmpfs) or are the namespace's own (proc)
+WRITABLE = (b"/tmp", b"/dev/shm")
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 
 def enc(text):
@@ -35,55 +47,136 @@ def enc(text):
 def mount(source, target, fstype, flags, data=None):
     if libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"mount {fstype or ''} on {target}: {os.strerror(err)}")
+        raise OSError(err, f"mount {fstype or source or ''} on {target}: {os.strerror(err)}")
 
 
-def mounts():
-    """(mount point, fs type) of every mount, from /proc/self/mountinfo (octal escapes decoded)."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, right = line.split(" - ", 1)
-            point = left.split()[4].encode().decode("unicode_escape")
-            out.append((point, right.split()[0]))
-    return out
+def syscall_numbers():
+    machine = os.uname().machine
+    if machine not in SYSCALLS:
+        raise OSError(f"the sandbox does not know this machine's system calls ({machine})")
+    return SYSCALLS[machine]
 
 
-def home_dirs():
-    found = {"/root"}
-    for entry in pwd.getpwall():
-        if entry.pw_dir.startswith("/home/") or entry.pw_dir == "/root":
-            found.add(entry.pw_dir)
-    if os.path.isdir("/home"):
-        found.update(os.path.join("/home", d) for d in os.listdir("/home"))
-    return sorted(d for d in found if os.path.isdir(d) and os.path.realpath(d) == d)
+def bind_readonly(source, target):
+    """Bind ``source`` (a file or directory) at ``target``, read-only, without what is mounted below it."""
+    flags = os.statvfs(source).f_flag
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "a").close()
+    mount(source, target, None, MS_BIND)
+    keep = sum(bit for st, bit in ST_FLAGS.items() if flags & st)  # flags the kernel locks must be kept
+    mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | keep)
+
+
+def place(path, new_root):
+    """``path`` of the host inside ``new_root``: a symlink stays a symlink (merged /usr), a directory
+    or file is bound read-only; a path the host lacks is left out."""
+    target = new_root + path
+    if os.path.islink(path):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.symlink(os.readlink(path), target)
+    elif os.path.exists(path):
+        bind_readonly(path, target)
+
+
+def write(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
 
 
 def fence(spec):
+    """Give the program a world of its own: a fresh root holding read-only binds of what Python
+    needs (the system's /usr and libraries, the interpreter's prefix, a few files of /etc, the
+    harmless devices), the namespace's /proc, and private size-capped tmpfs at /tmp and /dev/shm.
+    Nothing else of the host is there: no home directory, no AETH_HOME, no checkout, no socket,
+    no mqueue. Every mount but the private ones is then checked read-only, or the run stops."""
     limits = spec["limits"]
     mount(None, "/", None, MS_REC | MS_PRIVATE)
-    prefix = os.path.realpath(spec["prefix"])
-    keep = os.open(prefix, os.O_PATH)  # Python's own files, re-attached if they live in a home dir
-    for home in home_dirs():  # every home directory disappears under an empty tmpfs
-        mount("tmpfs", home, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
-        if prefix.startswith(home + "/"):
-            os.makedirs(prefix, exist_ok=True)
-            mount(f"/proc/self/fd/{keep}", prefix, None, MS_BIND | MS_REC)
-    os.close(keep)
-    private = {"/tmp": f"size={limits['disk_mb']}m,mode=1777", "/var/tmp": "size=64k,mode=1777",
-               "/dev/shm": "size=64k,mode=1777"}
-    for target, options in private.items():
-        if os.path.isdir(target):
-            mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
-    for point, fstype in mounts():  # then everything but the private tmpfs is made read-only
-        if fstype in SPECIAL_FS or point in private or point.startswith(("/proc/", "/sys/", "/dev/")) or point == "/dev":
+    os.makedirs(NEW_ROOT, exist_ok=True)
+    mount("tmpfs", NEW_ROOT, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    new = NEW_ROOT
+    for path in SYSTEM:
+        place(path, new)
+    placed = list(SYSTEM)
+    for path in sorted({os.path.realpath(spec["prefix"]), os.path.dirname(os.path.realpath(spec["python"]))}):
+        if not any(path == d or path.startswith(d + "/") for d in placed):  # the interpreter, if not in /usr
+            place(path, new)
+            placed.append(path)
+    for name in ETC_FILES + ETC_DIRS:
+        place(os.path.join("/etc", name), new)
+    write(new + "/etc/passwd", PASSWD)
+    write(new + "/etc/group", GROUP)
+    os.makedirs(new + "/dev")
+    mount("tmpfs", new + "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755")
+    for name in DEVICES:
+        place("/dev/" + name, new)  # writing to a device node on a read-only mount still works
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{new}/dev/{name}")
+    os.makedirs(new + "/dev/shm")
+    mount(None, new + "/dev", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC)
+    mount("tmpfs", new + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=1777")
+    os.makedirs(new + "/proc")
+    mount("/proc", new + "/proc", None, MS_BIND | MS_REC)  # the PID namespace's own proc (unshare --mount-proc)
+    os.makedirs(new + "/tmp")
+    mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, f"size={limits['disk_mb']}m,mode=1777")
+    os.makedirs(new + "/.old")
+    pivot, _ = syscall_numbers()
+    if libc.syscall(pivot, enc(new), enc(new + "/.old")) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"pivot_root: {os.strerror(err)}")
+    os.chdir("/")
+    if libc.umount2(b"/.old", MNT_DETACH) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"detaching the host's root: {os.strerror(err)}")
+    os.rmdir("/.old")
+    mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    check_mounts()
+
+
+def mounts():
+    """(mount point, options, fs type) of every mount, from /proc/self/mountinfo, as bytes: a mount
+    point may hold any byte (octal escapes such as \\040 are decoded; nothing is assumed to be text)."""
+    out = []
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            left, right = line.split(b" - ", 1)
+            fields = left.split()
+            out.append((unescape(fields[4]), fields[5].split(b","), right.split()[0]))
+    return out
+
+
+def unescape(raw):
+    out, i = bytearray(), 0
+    while i < len(raw):
+        if raw[i:i + 1] == b"\\" and raw[i + 1:i + 4].isdigit():
+            out.append(int(raw[i + 1:i + 4], 8))
+            i += 4
+        else:
+            out.append(raw[i])
+            i += 1
+    return bytes(out)
+
+
+def check_mounts():
+    """Stop the run unless every mount but the private tmpfs and the namespace's /proc is read-only."""
+    for point, options, fstype in mounts():
+        if point in WRITABLE or point == b"/proc" or point.startswith(b"/proc/"):
             continue
-        try:
-            flags = os.statvfs(point).f_flag
-        except OSError:
-            continue  # hidden under another mount: nothing can reach it
-        keep_flags = sum(bit for st, bit in ST_FLAGS.items() if flags & st)  # locked flags must be kept
-        mount(None, point, None, MS_REMOUNT | MS_BIND | MS_RDONLY | keep_flags)
+        if b"ro" not in options:
+            raise OSError(f"{point!r} ({fstype.decode(errors='replace')}) is still writable")
+
+
+def new_session_keyring():
+    """Leave the caller's session keyring behind: join a new, empty, anonymous one."""
+    _, keyctl = syscall_numbers()
+    if libc.syscall(keyctl, KEYCTL_JOIN_SESSION_KEYRING, None) < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"a new session keyring: {os.strerror(err)}")
 
 
 def set_limits(spec):
@@ -101,6 +194,7 @@ def set_limits(spec):
 def main():
     spec = json.loads(sys.stdin.read())
     try:
+        new_session_keyring()
         fence(spec)
         os.makedirs(WORK, mode=0o700)
         files = {"main.py": spec["code"], "stdin.txt": spec["stdin"], **spec.get("files", {})}
