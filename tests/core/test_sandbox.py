@@ -246,8 +246,11 @@ def test_an_ordinary_user_gets_the_same_fence(world_readable_dir):
     (pkg / "__init__.py").write_text("")
     (pkg / "evals" / "__init__.py").write_text("")
     (pkg / "errors.py").write_text("class AethError(Exception):\n    pass\n")  # all the module needs of aeth
-    for name in ("sandbox.py", "_sandbox_boot.py"):
+    for name in ("sandbox.py", "_sandbox_boot.py", "_sandbox_harness.py"):
         shutil.copy(Path(sandbox.__file__).with_name(name), pkg / "evals" / name)
+    import pyseccomp  # the one package the sandbox needs besides the standard library
+
+    shutil.copy(pyseccomp.__file__, tmp_path / "pyseccomp.py")
     driver = tmp_path / "driver.py"
     (tmp_path / "inner.py").write_text(textwrap.dedent(f"""
         import os, socket
@@ -395,7 +398,7 @@ def test_nothing_of_the_host_is_there_but_what_python_needs(planted):
             print('refused', e.errno)
         print(sorted(os.listdir('/')))
         print(sorted(os.listdir('/etc')))
-    """)
+    """, Limits(wall_seconds=5, unix_sockets=True))  # UNIX sockets allowed: the socket file must still be out of reach
     assert result.ok, result.stderr
     lines = result.stdout.splitlines()
     assert lines[:3] == ["refused 2"] * 3, result.stdout  # not there at all, wherever it lived
@@ -472,3 +475,48 @@ def test_the_callers_session_keyring_is_not_inherited():
     assert result.ok, result.stderr
     first = result.stdout.splitlines()[0].split()
     assert int(first[0]) < 0 and b"the secret" not in result.stdout.encode()
+
+
+# ---- a system-call filter ---------------------------------------------------------------------
+
+
+X86_64 = {"keyctl": (250, 0, -3, 0), "add_key": (248, b"user", b"k", b"v", 1, -3), "unshare user": (272, 0x10000000),
+          "unshare mount": (272, 0x00020000), "setns": (308, 0, 0), "io_uring_setup": (425, 1, 0),
+          "userfaultfd": (323, 0), "ptrace": (101, 0, 1, 0, 0), "bpf": (321, 0, 0, 0)}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the system calls are numbered for x86_64 here")
+@pytest.mark.parametrize("call", X86_64.values(), ids=X86_64.keys())
+def test_refused_system_calls(call):
+    result = run(f"""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        args = {call!r}
+        buf = ctypes.create_string_buffer(256)
+        if args[0] == 425:
+            args = (425, 1, ctypes.addressof(buf))  # io_uring_setup(1 entry, params)
+        print(libc.syscall(*args), ctypes.get_errno())
+    """)
+    assert result.ok, result.stderr
+    assert result.stdout.split() == ["-1", "1"], result.stdout  # -1, EPERM
+
+
+def test_unix_sockets_only_when_a_run_asks():
+    code = "import socket\ntry:\n    socket.socket(socket.AF_UNIX)\n    print('made')\nexcept OSError as e:\n    print(e.errno)\n"
+    assert run(code).stdout.split() == ["1"]
+    assert run(code, Limits(wall_seconds=5, unix_sockets=True)).stdout.split() == ["made"]
+    assert run("import socket\na, b = socket.socketpair()\na.send(b'x')\nprint(b.recv(1))\n").stdout.strip() == "b'x'"
+
+
+def test_new_namespaces_are_refused_even_through_clone():
+    result = run("""
+        import os, subprocess
+        try:
+            os.unshare(os.CLONE_NEWUSER) if hasattr(os, 'unshare') else None
+        except OSError as e:
+            print('unshare', e.errno)
+        print(subprocess.run(['unshare', '--user', 'true'], capture_output=True).returncode != 0)
+        print(subprocess.run(['true']).returncode)  # an ordinary child still starts (clone3 -> clone)
+    """)
+    assert result.ok, result.stderr
+    assert result.stdout.splitlines()[-2:] == ["True", "0"]

@@ -179,6 +179,44 @@ def new_session_keyring():
         raise OSError(err, f"a new session keyring: {os.strerror(err)}")
 
 
+#: system calls refused with EPERM: the kernel's keyrings, new namespaces, io_uring, userfaultfd,
+#: and reaching into other processes; CLONE_NEW* flags on clone are refused likewise
+DENIED = ("keyctl", "add_key", "request_key", "unshare", "setns", "io_uring_setup", "io_uring_enter",
+          "io_uring_register", "userfaultfd", "ptrace", "process_vm_readv", "process_vm_writev", "bpf",
+          "perf_event_open")
+CLONE_NEW = (0x00020000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x02000000)  # NS UTS IPC USER PID NET CGROUP
+AF_UNIX = 1
+
+
+def load_seccomp(spec):
+    """pyseccomp, and through it the system's libseccomp, loaded while the host's files are in view."""
+    sys.path.append(spec["seccomp"])  # after the standard library, which it must never shadow
+    import pyseccomp
+
+    return pyseccomp
+
+
+def filter_syscalls(seccomp, spec):
+    """Install the seccomp filter every process of the run inherits (libseccomp, through pyseccomp).
+
+    clone3 answers ENOSYS, so the C library falls back to clone, whose flags a filter can read.
+    UNIX sockets are refused unless the run's limits allow them (a socket file on a read-only
+    mount can still be connected to; with the allowlisted root none is there, but this holds even
+    where one is).
+    """
+    import errno
+
+    rules = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    for name in DENIED:
+        rules.add_rule(seccomp.ERRNO(errno.EPERM), name)
+    for flag in CLONE_NEW:
+        rules.add_rule(seccomp.ERRNO(errno.EPERM), "clone", seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag))
+    rules.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    if not spec["limits"].get("unix_sockets"):
+        rules.add_rule(seccomp.ERRNO(errno.EPERM), "socket", seccomp.Arg(0, seccomp.EQ, AF_UNIX))
+    rules.load()
+
+
 def set_limits(spec):
     lim = spec["limits"]
     mb = 1024 * 1024
@@ -194,6 +232,7 @@ def set_limits(spec):
 def main():
     spec = json.loads(sys.stdin.read())
     try:
+        seccomp = load_seccomp(spec)
         new_session_keyring()
         fence(spec)
         os.makedirs(WORK, mode=0o700)
@@ -218,6 +257,7 @@ def main():
         os.close(stdin)
         os.chdir(WORK)
         set_limits(spec)
+        filter_syscalls(seccomp, spec)  # last: from here on, this process too is filtered
     except Exception as e:  # noqa: BLE001  (any failure: the program must not run)
         print(f"aeth-sandbox: setup failed: {type(e).__name__}: {e}", file=sys.stderr)
         sys.exit(125)

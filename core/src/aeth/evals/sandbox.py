@@ -58,6 +58,7 @@ class Limits:
     processes: int = 16  #: processes and threads it may have at once (beyond the user's current count)
     output_bytes: int = 1 << 20  #: stdout + stderr; killed beyond this
     open_files: int = 64
+    unix_sockets: bool = False  #: may it create UNIX sockets (socketpair between its own processes always works)
 
 
 @dataclass
@@ -89,6 +90,17 @@ def check_available() -> None:
                                      "install util-linux (e.g. `apt-get install util-linux`)")
 
 
+def _seccomp_dir() -> str:
+    """The directory holding pyseccomp (the boot script, which sees only the standard library, adds it)."""
+    import importlib.util
+
+    found = importlib.util.find_spec("pyseccomp")
+    if found is None or found.origin is None:
+        raise SandboxUnavailable("the code sandbox needs the Python package pyseccomp for its system-call filter: "
+                                 "pip install pyseccomp")
+    return os.path.dirname(found.origin)
+
+
 def _command(limits: Limits) -> list[str]:
     flags = ["--net", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc", "--ipc", "--uts"]
     if os.geteuid() != 0:
@@ -112,6 +124,7 @@ def run_python(code: str, limits: Limits | None = None, stdin: str = "", *, file
     spec = json.dumps({"code": code, "stdin": stdin, "files": files or {}, "secret": secret,
                        "limits": limits.__dict__, "python": python,
                        "prefix": sys.base_prefix, "setpriv": shutil.which("setpriv"), "as_root": as_root,
+                       "seccomp": _seccomp_dir(),
                        "nproc_base": tasks_of(NOBODY if as_root else os.getuid())})
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
     started = time.monotonic()
