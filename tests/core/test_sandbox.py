@@ -231,26 +231,34 @@ def world_readable_dir():
     shutil.rmtree(path)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not SYSTEM_PYTHON.exists(), reason="needs root to become an ordinary user, and a system python")
-def test_an_ordinary_user_gets_the_same_fence(world_readable_dir):
-    # aeth run by an unprivileged user builds its namespaces through a user namespace; check that
-    # path for real by running the sandbox module as `nobody` with the system interpreter
+def sandbox_package(root: Path) -> None:
+    """The sandbox's files alone under ``root``, importable by the system interpreter as an ordinary
+    user would run it: aeth.evals.sandbox and what it needs (its boot, harness and cgroup modules,
+    pyseccomp), without the rest of aeth or the venv."""
     import shutil
-    import subprocess
+
+    import pyseccomp
 
     import aeth.evals.sandbox as sandbox
 
-    tmp_path = world_readable_dir
-    pkg = tmp_path / "aeth"
+    pkg = root / "aeth"
     (pkg / "evals").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "evals" / "__init__.py").write_text("")
     (pkg / "errors.py").write_text("class AethError(Exception):\n    pass\n")  # all the module needs of aeth
-    for name in ("sandbox.py", "_sandbox_boot.py", "_sandbox_harness.py"):
+    for name in ("sandbox.py", "_sandbox_boot.py", "_sandbox_harness.py", "cgroups.py"):
         shutil.copy(Path(sandbox.__file__).with_name(name), pkg / "evals" / name)
-    import pyseccomp  # the one package the sandbox needs besides the standard library
+    shutil.copy(pyseccomp.__file__, root / "pyseccomp.py")
 
-    shutil.copy(pyseccomp.__file__, tmp_path / "pyseccomp.py")
+
+@pytest.mark.skipif(os.geteuid() != 0 or not SYSTEM_PYTHON.exists(), reason="needs root to become an ordinary user, and a system python")
+def test_an_ordinary_user_gets_the_same_fence(world_readable_dir):
+    # aeth run by an unprivileged user builds its namespaces through a user namespace; check that
+    # path for real by running the sandbox module as `nobody` with the system interpreter
+    import subprocess
+
+    tmp_path = world_readable_dir
+    sandbox_package(tmp_path)
     driver = tmp_path / "driver.py"
     (tmp_path / "inner.py").write_text(textwrap.dedent(f"""
         import os, socket
@@ -520,3 +528,157 @@ def test_new_namespaces_are_refused_even_through_clone():
     """)
     assert result.ok, result.stderr
     assert result.stdout.splitlines()[-2:] == ["True", "0"]
+
+
+# ---- limits for the whole run, not per process -----------------------------------------------
+
+
+def _run_cgroup_or_skip():
+    from aeth.evals import cgroups
+
+    group = cgroups.create(1 << 30, 16)
+    if group is None:
+        pytest.skip("this host lets this user make no cgroup: the run falls back to per-process limits (docs/sandbox.md)")
+    group.kill_and_remove()
+
+
+CHILDREN_HOLD = """
+    import os, time
+    children = []
+    for _ in range(8):
+        pid = os.fork()
+        if pid == 0:
+            block = b'x' * ({mb} * 1024 * 1024)  # written, so really held (a zeroed allocation is not)
+            time.sleep(2)
+            os._exit(0)
+        children.append(pid)
+    print(sum(os.waitpid(pid, 0)[1] == 0 for pid in children))  # held theirs to the end
+"""
+
+
+def test_memory_is_bounded_for_the_whole_run_not_per_process():
+    """Each child alone fits the limit; eight at once must not (before: 8 x 150 MB under 256 MB)."""
+    _run_cgroup_or_skip()
+    result = run(CHILDREN_HOLD.format(mb=150), Limits(wall_seconds=20, cpu_seconds=10, memory_mb=256))
+    assert result.enforcement.startswith("cgroup"), result
+    held = int(result.stdout.split()[0]) if result.stdout.split() else 0
+    assert held * 150 <= 256, (held, result.stderr[-300:])
+    assert result.peak_memory_mb is not None and result.peak_memory_mb <= 256
+
+
+def test_shared_memory_counts_against_the_run():
+    """System V segments outlive their mapping: before, 6 x 128 MB were held under a 256 MB limit."""
+    _run_cgroup_or_skip()
+    result = run("""
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.shmat.restype = ctypes.c_void_p
+        size, held = 128 * 1024 * 1024, 0
+        for _ in range(6):
+            seg = libc.shmget(0, size, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600
+            if seg < 0:
+                break
+            addr = libc.shmat(seg, None, 0)
+            ctypes.memset(addr, 1, size)  # touched: really held
+            libc.shmdt(ctypes.c_void_p(addr))  # detached, so out of the address space, yet still held
+            held += 1
+            print(held, flush=True)
+    """, Limits(wall_seconds=20, cpu_seconds=10, memory_mb=256))
+    held = int(result.stdout.split()[-1]) if result.stdout.split() else 0
+    assert held * 128 <= 256, (held, result.status)
+
+
+FORKS = """import os, time
+n = 0
+for _ in range(60):
+    try:
+        pid = os.fork()
+    except OSError:
+        break
+    if pid == 0:
+        time.sleep(5)
+        os._exit(0)
+    n += 1
+print(n)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not SYSTEM_PYTHON.exists(), reason="needs root to become an ordinary user, and a system python")
+def test_an_ordinary_users_other_processes_do_not_raise_its_process_cap(world_readable_dir):
+    """In unprivileged mode the cap used to be 'the user's processes now + 16', counted in a user
+    namespace where none of those exist: with 40 of them running, 56 forks got through."""
+    import subprocess
+
+    tmp_path = world_readable_dir
+    sandbox_package(tmp_path)
+    driver = tmp_path / "driver.py"
+    driver.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from aeth.evals.sandbox import Limits, run_python
+        r = run_python({FORKS!r}, Limits(wall_seconds=10, processes=16))
+        print(r.stdout.strip() or r.stderr)
+    """))
+    os.chmod(tmp_path, 0o755)
+    for p in tmp_path.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    as_nobody = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    others = [subprocess.Popen([*as_nobody, "sleep", "60"]) for _ in range(40)]
+    try:
+        out = subprocess.run([*as_nobody, str(SYSTEM_PYTHON), str(driver)], capture_output=True, text=True, timeout=60,
+                             env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    finally:
+        for p in others:
+            p.kill()
+            p.wait()
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) < 16, out.stdout
+
+
+UNPRIVILEGED_ATTACKS = {
+    # name: (program, expected stdout of the run, or None to expect a failed graded run)
+    "outlives its run": ("import os, time\nos.setsid()\nif os.fork() == 0:\n    os.setsid()\ntime.sleep(60)\n", "timeout"),
+    "exits before its checks": ("raise SystemExit(0)\n", None),
+    "session keyring": ("import ctypes\nl = ctypes.CDLL(None, use_errno=True)\nprint(l.syscall(250, 0, -3, 0), ctypes.get_errno())\n",
+                        "-1 1"),
+    "io_uring": ("import ctypes\nl = ctypes.CDLL(None, use_errno=True)\nb = ctypes.create_string_buffer(256)\n"
+                 "print(l.syscall(425, 1, ctypes.addressof(b)), ctypes.get_errno())\n", "-1 1"),
+    "userfaultfd": ("import ctypes\nl = ctypes.CDLL(None, use_errno=True)\nprint(l.syscall(323, 0), ctypes.get_errno())\n",
+                    "-1 1"),
+    "the checkout": (f"import os\nprint(os.path.exists({str(Path(__file__).resolve())!r}), os.path.exists('/home'))\n",
+                     "False False"),
+}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not SYSTEM_PYTHON.exists() or os.uname().machine != "x86_64",
+                    reason="needs root to become an ordinary user, a system python, and x86_64 syscall numbers")
+def test_the_review_findings_hold_for_an_ordinary_user_too(world_readable_dir):
+    import json
+    import subprocess
+
+    tmp_path = world_readable_dir
+    sandbox_package(tmp_path)
+    driver = tmp_path / "driver.py"
+    driver.write_text(textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        from aeth.evals.sandbox import Limits, run_python, run_tests
+        out = {{}}
+        for name, (code, expect) in {UNPRIVILEGED_ATTACKS!r}.items():
+            if expect is None:
+                out[name] = run_tests(code, "pass", Limits(wall_seconds=5)).ok
+            else:
+                r = run_python(code, Limits(wall_seconds=2, cpu_seconds=2))
+                out[name] = r.status if expect == "timeout" else r.stdout.strip()
+        print(json.dumps(out))
+    """))
+    os.chmod(tmp_path, 0o755)
+    for p in tmp_path.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    out = subprocess.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(SYSTEM_PYTHON),
+                          str(driver)], capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {name: expect if expect is not None else False for name, (_, expect) in UNPRIVILEGED_ATTACKS.items()}
+    assert live_tasks(NOBODY) == 0  # nothing of any run is left, though the driver ran as nobody too

@@ -22,6 +22,7 @@ there is no unsafe fallback and no switch to run code without the sandbox.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -35,6 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aeth.errors import AethError
+from aeth.evals import cgroups
 
 BOOT = Path(__file__).with_name("_sandbox_boot.py")
 HARNESS = Path(__file__).with_name("_sandbox_harness.py")  #: main module of a graded run (run_tests)
@@ -71,6 +73,11 @@ class SandboxResult:
     stdout: str
     stderr: str
     seconds: float
+    #: what bounded the run as a whole: "cgroup v2" or "cgroup v1" (memory of every process, shared
+    #: memory included, and the process count, for the whole run), or "per-process limits" where
+    #: the host allows no cgroup (each process alone is bounded; see docs/sandbox.md)
+    enforcement: str = ""
+    peak_memory_mb: float | None = None  #: the most memory the run held at once, where a cgroup measured it
 
     @property
     def ok(self) -> bool:
@@ -90,15 +97,22 @@ def check_available() -> None:
                                      "install util-linux (e.g. `apt-get install util-linux`)")
 
 
-def _seccomp_dir() -> str:
-    """The directory holding pyseccomp (the boot script, which sees only the standard library, adds it)."""
+@functools.cache
+def _seccomp() -> dict:
+    """Where pyseccomp is (the boot script, which sees only the standard library, adds it to its
+    path) and the libraries it loads, found once per process."""
+    import ctypes.util
     import importlib.util
 
     found = importlib.util.find_spec("pyseccomp")
     if found is None or found.origin is None:
         raise SandboxUnavailable("the code sandbox needs the Python package pyseccomp for its system-call filter: "
                                  "pip install pyseccomp")
-    return os.path.dirname(found.origin)
+    libraries = {name: ctypes.util.find_library(name) for name in ("c", "seccomp")}
+    if libraries["seccomp"] is None:
+        raise SandboxUnavailable("the code sandbox's system-call filter needs the system library libseccomp "
+                                 "(e.g. `apt-get install libseccomp2`)")
+    return {"dir": os.path.dirname(found.origin), "libraries": libraries}
 
 
 def _command(limits: Limits) -> list[str]:
@@ -119,13 +133,27 @@ def run_python(code: str, limits: Limits | None = None, stdin: str = "", *, file
     """
     check_available()
     limits = limits or Limits()
+    group = cgroups.create(limits.memory_mb * 1024 * 1024, limits.processes)
+    try:
+        result = _run(code, limits, stdin, files, secret, group)
+    finally:
+        peak = group.peak_memory() if group is not None else None
+        if group is not None:
+            group.kill_and_remove()
+    return replace(result, enforcement=group.kind if group is not None else "per-process limits",
+                   peak_memory_mb=None if peak is None else round(peak / 2**20, 1))
+
+
+def _run(code: str, limits: Limits, stdin: str, files: dict[str, str] | None, secret: str | None,
+         group: cgroups.RunCgroup | None) -> SandboxResult:
     as_root = os.geteuid() == 0
     python = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)  # not a venv: stdlib only
     spec = json.dumps({"code": code, "stdin": stdin, "files": files or {}, "secret": secret,
                        "limits": limits.__dict__, "python": python,
                        "prefix": sys.base_prefix, "setpriv": shutil.which("setpriv"), "as_root": as_root,
-                       "seccomp": _seccomp_dir(),
-                       "nproc_base": tasks_of(NOBODY if as_root else os.getuid())})
+                       "seccomp": _seccomp(), "cgroup_procs": group.procs if group is not None else [],
+                       # RLIMIT_NPROC counts nobody's processes host-wide; in a new user namespace, only its own
+                       "nproc_base": tasks_of(NOBODY) if as_root else 0})
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
     started = time.monotonic()
     try:
