@@ -363,8 +363,9 @@ def test_rebinding_builtins_does_not_fool_the_checks():
 
 @pytest.fixture
 def planted():
-    """Secrets where the old fence did not look: a directory outside /tmp and /home, a home that is a
-    symlink to it, this checkout, and a UNIX socket listening in the checkout's build/ folder."""
+    """Secrets where the old fence did not look: a directory outside /tmp and /home (where an explicit
+    AETH_HOME may live), a home that is a symlink to it, this checkout, and a UNIX socket listening
+    in the checkout's build/ folder."""
     import shutil
 
     tag = uuid.uuid4().hex[:8]
@@ -383,7 +384,7 @@ def planted():
     for p in (elsewhere, elsewhere / "secret.txt"):
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
     yield {"elsewhere": elsewhere / "secret.txt", "home": home / "secret.txt", "checkout": Path(__file__).resolve(),
-           "aeth_home": os.environ.get("AETH_HOME", ""), "socket": sock_path, "server": server}
+           "socket": sock_path, "server": server}
     server.close()
     sock_path.unlink(missing_ok=True)
     home.unlink()
