@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -61,6 +62,9 @@ class Proxy:
                 if fault == "slow":
                     time.sleep(proxy.slow)
                 data = json.loads(body)
+                # the same prompt is sampled the same way on every run: a test of what the dataset
+                # keeps must not hang on whether the tiny model happened to stop this time
+                data.setdefault("seed", zlib.crc32(json.dumps(data.get("messages")).encode()))
                 if fault == "refuse":  # the teacher answers with a refusal
                     reply = {"choices": [{"message": {"role": "assistant", "content": "I'm sorry, but I can't help with that."},
                                           "finish_reason": "stop"}], "usage": {"prompt_tokens": 9, "completion_tokens": 9}}
