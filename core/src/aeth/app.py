@@ -31,6 +31,7 @@ from aeth.specialist import Specialist
 
 if TYPE_CHECKING:
     from aeth.models.pool import ModelPool
+    from aeth.store import Interaction, Store
 
 
 class Answer:
@@ -45,17 +46,21 @@ class Answer:
         self.app, self.request, self.specialist, self.bid, self.bids = app, request, specialist, bid, bids
         self.chat, self.cancel = chat, cancel
         self.response: Response | None = None
+        self.context: GenerationContext | None = None  #: set when the stream starts (sampling, the generator's stats)
+        self.ttft_s: float | None = None  #: seconds from the start of the stream to its first chunk
 
     def __iter__(self) -> Iterator[str]:
         started = time.perf_counter()
-        context = GenerationContext(self.app, self.app.sampling(self.specialist, self.request), chat=self.chat,
-                                    cancel=self.cancel)
+        context = self.context = GenerationContext(self.app, self.app.sampling(self.specialist, self.request),
+                                                   chat=self.chat, cancel=self.cancel)
         stream = self.app.hook.generate(specialist=self.specialist, request=self.request, context=context)
         if stream is None:
             raise PluginError("no plugin implements the generate hook (aeth's default generator was disabled?)")
         ready = time.perf_counter()  # the default generator loads the model before returning its stream
         parts = []
         for chunk in stream:
+            if self.ttft_s is None:
+                self.ttft_s = round(time.perf_counter() - started, 4)
             parts.append(chunk)
             yield chunk
         stats = context.stats
@@ -93,6 +98,7 @@ class Aeth:
         self._lock = threading.RLock()  # worker threads (teachers, servers) may ask for the pool at once
         self._models: ModelPool | None = None
         self._registry: Registry | None = None
+        self._store: Store | None = None
         self._state: dict[str, Any] = {}
 
     @property
@@ -104,6 +110,49 @@ class Aeth:
 
                 self._models = ModelPool(self.config)
             return self._models
+
+    @property
+    def store(self) -> Store:
+        """This application's database (interactions, feedback, API keys), opened from ``store.url`` on first use."""
+        with self._lock:
+            if self._store is None:
+                from aeth.store import Store
+
+                self._store = Store.open(self.config.get("store.url"), self.config.home)
+            return self._store
+
+    def log_interaction(self, interaction: Interaction) -> str | None:
+        """Record ``interaction`` in :attr:`store` and return its id; ``None`` when ``store.log_interactions``
+        is false, or when recording failed (one warning says why: the answer itself is never lost)."""
+        if not self.config.get("store.log_interactions", True):
+            return None
+        try:
+            return self.store.record(interaction)
+        except Exception as e:  # noqa: BLE001  (a broken database must not break answering)
+            warn(f"the answer was not logged: {e}")
+            return None
+
+    def log_answer(self, answer: Answer, source: str, *, key_id: str | None = None,
+                   metadata: dict[str, Any] | None = None) -> str | None:
+        """Record a finished :class:`Answer` (``source``: "run", "chat" or "serve"); its interaction id, or
+        ``None`` (see :meth:`log_interaction`)."""
+        if not self.config.get("store.log_interactions", True) or answer.response is None:
+            return None
+        from aeth.store.answers import interaction_from_answer
+
+        try:
+            interaction = interaction_from_answer(answer, source, key_id=key_id, metadata=metadata)
+        except Exception as e:  # noqa: BLE001
+            warn(f"the answer was not logged: {e}")
+            return None
+        return self.log_interaction(interaction)
+
+    def close(self) -> None:
+        """Release what this application holds open (its database connections)."""
+        with self._lock:
+            store, self._store = self._store, None
+        if store is not None:
+            store.close()
 
     @property
     def hook(self) -> Any:

@@ -67,6 +67,25 @@ def _text(v: Any) -> str:
     return v
 
 
+def _store_url(v: Any) -> Any:
+    if v is None:
+        return None
+    from aeth.store.url import problem  # no SQLAlchemy: configuration stays light
+
+    why = problem(v)
+    if why:
+        raise ValueError(why)
+    return v
+
+
+def _model_names(v: Any) -> list[str]:
+    from aeth.store.cost import model_names
+
+    if not isinstance(v, (str, list, tuple)) or not model_names(v):
+        raise ValueError("must name models of the price table (`aeth distill prices`): a list, or comma-separated")
+    return model_names(v)
+
+
 @dataclass(frozen=True)
 class Key:
     """One configuration key: default, validator and the line of help ``aeth config`` shows."""
@@ -106,6 +125,14 @@ KEYS: dict[str, Key] = {
     "cache.window": Key(None, _number(int, 16, optional=True),
                         "recent tokens the KV cache keeps besides the sinks; unset: the model's context (at most 4096) "
                         "minus the sinks"),
+    "store.url": Key(None, _store_url, "database of the interaction log, feedback and API keys: unset = SQLite at "
+                     "$AETH_HOME/aeth.db; or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB (several servers share one)"),
+    "store.log_interactions": Key(True, _bool, "record every answer of `aeth serve`, `aeth run` and `aeth chat` "
+                                  "(see `aeth log`); false records none"),
+    "cost.machine_per_hour": Key(0.10, _number(float, 0.0), "USD per hour of the machine aeth runs on, to price its "
+                                 "answers in `aeth log stats`; the default is an assumption: set what yours costs"),
+    "cost.compare": Key(["gpt-4o-mini", "gpt-4o"], _model_names, "API models whose prices (`aeth distill prices`) "
+                        "`aeth log stats` sets beside aeth's cost; a list or comma-separated names"),
 }
 
 

@@ -9,6 +9,8 @@ Registered through the ``pytest11`` entry point, so in every test of every insta
 - ``register_plugin``: register a throwaway plugin on the default plugin host (every ``Aeth()``
   not given another host sees it); it is always unregistered at teardown.
 - :class:`SpecialistContract`: subclass it in a specialist package's tests.
+- ``postgres_url`` / ``postgres_db``: a real PostgreSQL server on 127.0.0.1 in a temporary
+  directory (:class:`PostgresCluster`, once per session) and a fresh database in it per test.
 
 Importing this module never imports torch or transformers (pytest loads it in every process);
 they are imported inside the functions that build or load models.
@@ -17,8 +19,11 @@ they are imported inside the functions that build or load models.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +32,7 @@ import pytest
 
 __all__ = [
     "HEAVY_MODULES",
+    "PostgresCluster",
     "SpecialistContract",
     "adder_plugin_source",
     "adder_records",
@@ -34,6 +40,10 @@ __all__ = [
     "aeth_home",
     "build_tiny_model",
     "install_plugin_source",
+    "postgres_bindir",
+    "postgres_cluster",
+    "postgres_db",
+    "postgres_url",
     "register_plugin",
     "tiny_model_dir",
 ]
@@ -213,7 +223,172 @@ def adder_plugin_source(name: str = "adder", a_max: int = 8, b_max: int = 5) -> 
             f"    register(adder_specialist({name!r}, {a_max}, {b_max}))\n")
 
 
+# ---- PostgreSQL ---------------------------------------------------------------------------
+
+POSTGRES_MISSING = ("the PostgreSQL server binaries (initdb, pg_ctl) are not installed, and the store's tests run on a real "
+                    "server: install them (Debian/Ubuntu: apt-get install postgresql; Fedora: dnf install postgresql-server; "
+                    "macOS: brew install postgresql) or put their directory on PATH")
+
+
+def postgres_bindir() -> Path:
+    """The directory holding ``initdb`` and ``pg_ctl``: ``pg_config --bindir``, the newest
+    ``/usr/lib/postgresql/*/bin`` (Debian), or PATH. Raises FileNotFoundError saying how to install them."""
+    candidates = []
+    if shutil.which("pg_config"):
+        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
+        if out.returncode == 0 and out.stdout.strip():
+            candidates.append(Path(out.stdout.strip()))
+
+    def version(bindir: Path) -> tuple[int, ...]:
+        return tuple(int(p) for p in bindir.parent.name.split(".") if p.isdigit())
+
+    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=version, reverse=True)
+    if shutil.which("initdb"):
+        candidates.append(Path(shutil.which("initdb")).parent)
+    for bindir in candidates:
+        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists():
+            return bindir
+    raise FileNotFoundError(POSTGRES_MISSING)
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL server: ``initdb`` in a temporary directory, listening on 127.0.0.1
+    (a free port) and a socket in that directory, trusting local user ``aeth``.
+
+    initdb refuses to run as root, so as root the server runs as the ``postgres`` user (through
+    ``runuser``) and the directory is given to it. ``start()`` returns :attr:`url`, a SQLAlchemy
+    URL of the ``postgres`` database; ``create_database()`` makes another; ``stop()`` stops the
+    server and removes the directory.
+    """
+
+    user = "aeth"
+
+    def __init__(self, bindir: Path | None = None):
+        self.bindir = bindir or postgres_bindir()
+        self.dir: Path | None = None
+        self.port = 0
+        self._as: list[str] = []
+
+    @property
+    def url(self) -> str:
+        """``postgresql+psycopg://aeth@127.0.0.1:PORT/postgres``."""
+        return self.database_url("postgres")
+
+    def database_url(self, name: str) -> str:
+        """The SQLAlchemy URL of database ``name`` in this cluster."""
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{name}"
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*self._as, *args], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+    def start(self) -> str:
+        """initdb and start the server; its URL."""
+        owner = None
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError("running as root, the PostgreSQL server needs a 'postgres' user to run as "
+                                   "(initdb refuses root): create one (useradd -r postgres) or run the tests as "
+                                   "another user") from None
+            self._as = ["runuser", "-u", "postgres", "--"]
+        # /tmp, not pytest's own temporary directory: that one is private to this user, and the
+        # server (another user, as root) must reach its files; a short path also keeps the socket's
+        # name under its length limit
+        self.dir = Path(tempfile.mkdtemp(prefix="aeth-pg-", dir="/tmp" if Path("/tmp").is_dir() else None))
+        if owner is not None:
+            os.chown(self.dir, owner.pw_uid, owner.pw_gid)
+        data = self.dir / "data"
+        done = self._run(str(self.bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", self.user, "-E", "UTF8",
+                         "--no-locale", "--no-sync")
+        if done.returncode:
+            raise RuntimeError(f"initdb failed: {done.stderr.strip() or done.stdout.strip()}")
+        for _ in range(3):  # another process may take the free port between choosing it and listening on it
+            self.port = _free_port()
+            done = self._run(str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "server.log"), "-w",
+                             "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1", "start")
+            if done.returncode == 0:
+                return self.url
+        log = (self.dir / "server.log").read_text(errors="replace")[-2000:] if (self.dir / "server.log").exists() else ""
+        raise RuntimeError(f"PostgreSQL did not start: {done.stderr.strip() or done.stdout.strip()}\n{log}")
+
+    def stop(self) -> None:
+        """Stop the server (fast: open connections are closed) and remove its directory."""
+        if self.dir is None:
+            return
+        if (self.dir / "data" / "postmaster.pid").exists():
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir = None
+
+    def _admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.user, dbname="postgres", autocommit=True) as conn:
+            conn.execute(sql)
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name`` (letters, digits, underscores); its URL."""
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"database name {name!r}: letters, digits and underscores only")
+        self._admin(f'CREATE DATABASE "{name}"')
+        return self.database_url(name)
+
+    def drop_database(self, name: str) -> None:
+        """Drop database ``name``, closing whatever is still connected to it."""
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 # ---- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL server on 127.0.0.1 for the whole session (:class:`PostgresCluster`); fails,
+    never skips, when the server binaries are missing, saying how to install them."""
+    try:
+        cluster = PostgresCluster()
+    except FileNotFoundError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        cluster.start()
+    except RuntimeError as e:
+        cluster.stop()
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """``postgresql+psycopg://aeth@127.0.0.1:PORT/postgres`` of the session's PostgreSQL server
+    (shared by every test: prefer ``postgres_db`` for a database of the test's own)."""
+    return postgres_cluster.url
+
+
+@pytest.fixture
+def postgres_db(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """The URL of a fresh, empty database in the session's PostgreSQL server, dropped after the test."""
+    import uuid
+
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = postgres_cluster.create_database(name)
+    try:
+        yield url
+    finally:
+        postgres_cluster.drop_database(name)
+
+
 
 
 @pytest.fixture(scope="session")

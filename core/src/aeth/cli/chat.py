@@ -158,6 +158,7 @@ class _Session:
         if response is not None:
             self.tokens_in += response.tokens_in
             self.tokens_out += response.tokens_out
+            self.app.log_answer(answer, "chat", metadata={"conversation": self.convo.id})
 
     def _command(self, line: str) -> str | None:
         from aeth.chat import Conversation

@@ -73,6 +73,7 @@ def cli_app(ctx: click.Context):
     root.obj = root.obj if root.obj is not None else {}
     if root.obj.get("app") is None:
         root.obj["app"] = Aeth(load_config(root.obj.get("overrides", ()), root.obj.get("config_path")))
+        root.call_on_close(root.obj["app"].close)  # its database connections
     return root.obj["app"]
 
 

@@ -59,14 +59,15 @@ def decode_input(raw: bytes | str, where: str) -> str:
               help="Put this text file (UTF-8) before the prompt; repeatable. Any length: a document longer than the "
                    "model's context rolls through its attention-sink cache, ending with the prompt in view (what fell "
                    "out of the window is forgotten).")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, specialist, reason, token counts) instead of streaming.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (text, specialist, reason, token counts, interaction id) instead of streaming.")
 @click.option("-q", "--quiet", is_flag=True, help="Do not say on stderr which specialist answered and why.")
 @click.pass_context
 def run(ctx, prompt, specialist, temperature, top_p, top_k, max_tokens, seed, images, files, as_json, quiet):
     """Answer PROMPT with the best specialist, streaming tokens as they come.
 
     PROMPT may also come on standard input; given both, the piped text follows the prompt.
-    Which specialist answered, and why, goes to stderr.
+    Which specialist answered, and why, goes to stderr, with the id under which the answer is
+    logged (`aeth log show ID`; `-o store.log_interactions=false` logs nothing).
 
     \b
     Examples:
@@ -107,7 +108,10 @@ def _answer(ctx, app, request, as_json: bool, quiet: bool) -> None:
         answer.text()
         out = answer.response.to_dict()
         out["bids"] = [{"specialist": b.specialist, "score": round(b.score, 4), "plugin": b.plugin} for b in answer.bids]
+        out["interaction"] = app.log_answer(answer, "run")
         click.echo(json.dumps(out, ensure_ascii=False))
+        if out["interaction"] and not quiet:
+            click.secho(f"interaction: {out['interaction']}", err=True, dim=True)
         return
     try:
         for chunk in answer:
@@ -122,12 +126,15 @@ def _answer(ctx, app, request, as_json: bool, quiet: bool) -> None:
         raise
     click.echo("")
     r = answer.response
+    interaction = app.log_answer(answer, "run")  # after the answer is out: a failure to log only warns
     if not quiet:
         rate = f", {r.tokens_per_second:.0f} tok/s" if r.tokens_per_second else ""
         loading = f"; model ready in {r.load_seconds:.1f} s" if r.load_seconds >= 0.1 else ""
         who = f"{r.specialist} {r.adapter}" if r.adapter else r.specialist
         click.secho(f"[{who}] {r.tokens_out} tokens in {r.seconds - r.load_seconds:.1f} s{rate} "
                     f"({r.finish_reason}{loading})", err=True, dim=True)
+        if interaction:
+            click.secho(f"interaction: {interaction}", err=True, dim=True)
 
 def _read_document(path: str) -> str:
     """The text of ``--file`` ``path`` (UTF-8), or an error naming the file and what is wrong."""
