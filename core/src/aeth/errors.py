@@ -7,8 +7,8 @@ it. The CLI shows them as they are (one line, non-zero exit); library users can 
 
 from __future__ import annotations
 
-__all__ = ["AethError", "ConfigError", "InputTooLong", "ModelError", "PluginError", "PolicyBlocked", "RoutingError",
-           "SpecialistError"]
+__all__ = ["AethError", "ConfigError", "ContextOverflow", "InputTooLong", "ModelError", "PluginError", "PolicyBlocked",
+           "RoutingError", "SpecialistError"]
 
 
 class AethError(Exception):
@@ -44,6 +44,16 @@ class InputTooLong(AethError):
                  fix: str = "shorten it, or raise the limit with -o generation.max_input_tokens=N"):
         self.tokens, self.limit = tokens, limit
         super().__init__(f"{what} is {tokens:,} tokens, more than {bound} ({limit:,}): {fix}")
+
+
+class ContextOverflow(AethError):
+    """The prompt and the answer it may grow to do not fit the model's context (``limit`` tokens):
+    refused before any generation, as an OpenAI-style server does."""
+
+    def __init__(self, prompt_tokens: int, max_tokens: int, limit: int):
+        self.prompt_tokens, self.max_tokens, self.limit = prompt_tokens, max_tokens, limit
+        super().__init__(f"This model's maximum context length is {limit} tokens; the messages have {prompt_tokens} "
+                         f"tokens and max_tokens asks for {max_tokens} more. Shorten the messages or lower max_tokens.")
 
 
 class RoutingError(AethError):

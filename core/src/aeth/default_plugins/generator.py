@@ -22,15 +22,7 @@ def generate(specialist, request, context):
         raise SpecialistError(f"specialist {specialist.name!r} answers text only and cannot look at images; "
                               "route image requests to a vision specialist (aeth run -s vision ...)")
     loaded = context.models.for_specialist(specialist)
-    store = context.app.adapters
-    chosen = context.adapter
-    adapter = store.active(specialist.name) if chosen is None else None if chosen == "base" else store.get(specialist.name, chosen)
-    if adapter is not None and adapter.manifest.get("base_model") not in (None, specialist.base_model, loaded.name):
-        from aeth.plugins import warn
-
-        warn(f"the active adapter {adapter.version} of {specialist.name!r} was trained on {adapter.manifest['base_model']!r}, "
-             f"not {specialist.base_model!r}; answering without it (activate another with `aeth adapters`)")
-        adapter = None
+    adapter = served_adapter(context.app, specialist, loaded, context.adapter)
     served, scope = context.models.with_adapter(loaded, specialist.name, adapter)
     context.stats.update(model=loaded.name, adapter=adapter.version if adapter else None)
     messages = build_messages(specialist, request)
@@ -54,3 +46,19 @@ def generate(specialist, request, context):
                                            progress=PrefillProgress(f"{specialist.name}: reading the input"))
 
     return stream()
+
+
+def served_adapter(app, specialist, loaded, chosen):
+    """The adapter version that answers for ``specialist`` on ``loaded`` (a LoadedModel), read from
+    ``app.adapters`` now: ``chosen`` None = the active one, ``"base"`` = none, else that version.
+    One trained on another base model is not served (one warning says so). aeth's batching engine
+    resolves adapters the same way."""
+    store = app.adapters
+    adapter = store.active(specialist.name) if chosen is None else None if chosen == "base" else store.get(specialist.name, chosen)
+    if adapter is not None and adapter.manifest.get("base_model") not in (None, specialist.base_model, loaded.name):
+        from aeth.plugins import warn
+
+        warn(f"the active adapter {adapter.version} of {specialist.name!r} was trained on {adapter.manifest['base_model']!r}, "
+             f"not {specialist.base_model!r}; answering without it (activate another with `aeth adapters`)")
+        adapter = None
+    return adapter

@@ -113,25 +113,72 @@ class ModelPool:
         adapter is loaded, instead of PEFT's ``set_adapter`` (a walk over every module that also
         resets ``requires_grad``, which serving does not need): well under a millisecond.
         """
+        if adapter is None:
+            with self._lock:
+                if self._peft.get(id(loaded)) is None:
+                    return loaded, nullcontext()
+                return replace(loaded, model=self._peft[id(loaded)]), self._serving(id(loaded), None)
+        name = self.load_adapter(loaded, specialist, adapter)
+        return replace(loaded, model=self._peft[id(loaded)]), self._serving(id(loaded), name)
+
+    def load_adapter(self, loaded: LoadedModel, specialist: str, adapter: AdapterVersion) -> str:
+        """Load ``specialist``'s ``adapter`` into ``loaded``'s PEFT model (once) and return its PEFT
+        adapter name, which a mixed batch passes per row (see :meth:`mixed`)."""
+        name = f"{specialist}.{adapter.version}".replace(".", "--")  # PEFT adapter names may not hold dots
         with self._lock:
             peft_model = self._peft.get(id(loaded))
-            if adapter is None:
-                if peft_model is None:
-                    return loaded, nullcontext()
-                return replace(loaded, model=peft_model), self._serving(id(loaded), None)
+            if peft_model is not None and name in peft_model.peft_config:
+                return name
             from peft import PeftModel
+            from safetensors.torch import load_file
 
-            name = f"{specialist}.{adapter.version}".replace(".", "--")  # PEFT adapter names may not hold dots
+            from aeth.models.adapters import WEIGHTS
+
+            load_file(Path(adapter.path) / WEIGHTS)  # damaged weights fail here, before the shared model is touched
+            with self._serve_locks[id(loaded)]:  # not while another request generates on this base
+                if peft_model is None:  # wraps the shared base in place: its layers gain LoRA modules
+                    peft_model = PeftModel.from_pretrained(loaded.model, str(adapter.path), adapter_name=name)
+                    peft_model.eval()
+                    self._peft[id(loaded)] = peft_model
+                else:
+                    try:
+                        peft_model.load_adapter(str(adapter.path), adapter_name=name)
+                    except BaseException:
+                        if name in peft_model.peft_config:  # half loaded: it must not be served later
+                            peft_model.delete_adapter(name)
+                        raise
+                self._switches[id(loaded)] = AdapterSwitch(peft_model)  # the new adapter may add layers
+            return name
+
+    def serve_lock(self, loaded: LoadedModel) -> threading.RLock:
+        """The lock one forward (or one whole stream) on ``loaded`` holds so nobody switches adapters under it."""
+        with self._lock:
+            return self._serve_locks[id(loaded)]
+
+    @contextmanager
+    def mixed(self, loaded: LoadedModel, names: list[str | None]) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """Under ``loaded``'s serve lock: the model for one forward whose row ``i`` uses adapter
+        ``names[i]`` (a name :meth:`load_adapter` returned, or None for the bare base), and the
+        extra arguments to call it with.
+
+        Rows that all want the same adapter (or none) get it switched on as :meth:`with_adapter`
+        does; a mix gets every adapter layer switched on and PEFT's ``adapter_names=[...]``, which
+        applies each row's own adapter (``"__base__"``: none) within the one forward.
+        """
+        with self.serve_lock(loaded):
+            peft_model = self._peft.get(id(loaded))
             if peft_model is None:
-                peft_model = PeftModel.from_pretrained(loaded.model, str(adapter.path), adapter_name=name)
-                peft_model.eval()
-                self._peft[id(loaded)] = peft_model
-                self._switches[id(loaded)] = AdapterSwitch(peft_model)
-            elif name not in peft_model.peft_config:
-                with self._serve_locks[id(loaded)]:  # not while another request generates on this base
-                    peft_model.load_adapter(str(adapter.path), adapter_name=name)
-                    self._switches[id(loaded)] = AdapterSwitch(peft_model)  # the new adapter may add layers
-            return replace(loaded, model=peft_model), self._serving(id(loaded), name)
+                if any(names):
+                    raise ValueError(f"no adapter is loaded on {loaded.name!r}; load_adapter() first")
+                yield loaded.model, {}
+                return
+            switch = self._switches[id(loaded)]
+            if len(set(names)) == 1:
+                switch.select(names[0])
+                yield peft_model, {}
+            else:
+                switch.select_mixed()
+                yield peft_model, {"adapter_names": [name or "__base__" for name in names]}
 
     @contextmanager
     def _serving(self, key: int, name: str | None) -> Iterator[None]:
@@ -148,7 +195,7 @@ class AdapterSwitch:
 
         self.model = peft_model
         self.layers = [m for m in peft_model.modules() if isinstance(m, BaseTunerLayer)]
-        self.current: str | None | bool = False  # False: not known yet
+        self.current: Any = False  # False: not known yet; _MIXED: every adapter on, chosen per row
 
     def select(self, name: str | None) -> None:
         """Make ``name`` the active adapter on every layer, or switch every adapter off (None)."""
@@ -164,3 +211,14 @@ class AdapterSwitch:
         if name is not None:
             self.model.base_model.active_adapter = name
         self.current = name
+
+    def select_mixed(self) -> None:
+        """Switch every layer's adapters on, for a forward that names each row's adapter (``adapter_names``)."""
+        if self.current is _MIXED:
+            return
+        for layer in self.layers:
+            layer.__dict__["_disable_adapters"] = False
+        self.current = _MIXED
+
+
+_MIXED = object()
