@@ -281,6 +281,11 @@ def test_keys_are_required_once_one_exists(fresh_server):
     narrow = re.search(r"aeth-\S+", served.aeth("keys", "create", "narrow", "--specialists", "tuned").stdout).group(0)
     with pytest.raises(openai.PermissionDeniedError):
         served.client(narrow).chat.completions.create(model="plain", messages=ASK, max_tokens=2)
+    frugal = re.search(r"aeth-\S+", served.aeth("keys", "create", "frugal", "--tpm", "10").stdout).group(0)
+    first = served.client(frugal).chat.completions.create(model="plain", messages=ASK, max_tokens=4)
+    assert first.usage.total_tokens >= 10  # the prompt alone spends the minute's budget
+    with pytest.raises(openai.RateLimitError, match="tokens per minute"):
+        served.client(frugal).chat.completions.create(model="plain", messages=ASK, max_tokens=4)
     served.aeth("keys", "revoke", "app")
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
