@@ -55,6 +55,7 @@ def serve(ctx, log_level, **values):
     Docs: docs/serving.md.
     """
     import socket
+    import sys
 
     import uvicorn
 
@@ -68,7 +69,9 @@ def serve(ctx, log_level, **values):
                                "could use the models. Create a key (`aeth keys create NAME`), listen on 127.0.0.1, "
                                "or pass --insecure-no-auth if that is what you mean")
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP given explicitly: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
+    # and without it every response on a kept-alive connection waits ~40 ms for a delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((settings.host, settings.port))
@@ -80,6 +83,9 @@ def serve(ctx, log_level, **values):
     keys = "API keys required" if app.store.has_keys() else "no API keys (loopback only)" if settings.loopback \
         else "NO AUTHENTICATION"
     click.secho(f"aeth serving on http://{settings.host}:{port}/v1 ({keys}); Ctrl-C stops", err=True)
+    # the decode thread holds the GIL between torch ops; hand it over every 1 ms (not 5) so the
+    # event loop answers, and refuses, requests promptly while answers are being generated
+    sys.setswitchinterval(0.001)
     config = uvicorn.Config(web, log_level=log_level, ws="websockets-sansio", timeout_graceful_shutdown=5)
     try:
         uvicorn.Server(config).run(sockets=[sock])
