@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,13 +24,9 @@ from aeth.serving.limits import RateLimiter
 from aeth.serving.metrics import Metrics
 from aeth.serving.schemas import ChatCompletionRequest, ImagePart
 from aeth.specialist import Specialist
+from aeth.store.rows import new_id
 
 ROUTED = "aeth"  #: the model name that lets aeth's router choose the specialist
-
-
-def new_id() -> str:
-    """An interaction id (also the base of the completion id)."""
-    return uuid.uuid4().hex[:24]
 
 
 @dataclass
@@ -240,11 +235,12 @@ class Completions:
         """Commit each answer to the interaction log (a failure fails the request: nothing is
         acknowledged that is not stored), and add what it cost to the metrics."""
         from aeth.generation.prompt import build_messages
+        from aeth.serving.batching import merge_system
         from aeth.store import Interaction
+        from aeth.store.answers import route_of
 
-        messages = build_messages(done.specialist, done.request)
-        route = {"reason": done.bid.reason, "score": done.bid.score,
-                 "bids": [{"specialist": b.specialist, "score": b.score} for b in done.bids]}
+        messages = merge_system(build_messages(done.specialist, done.request))  # as the model was sent them
+        route = route_of(done.bid, done.bids)
         for i, (gen, text) in enumerate(zip(done.generations, done.texts, strict=True)):
             s = gen.stats
             row = Interaction(messages=messages, answer=text, specialist=done.specialist.name, source="serve",
