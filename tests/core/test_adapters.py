@@ -15,17 +15,9 @@ peft = pytest.importorskip("peft")
 @pytest.fixture(scope="module")
 def lora_dir(tiny_model_dir, tmp_path_factory):
     """A real LoRA adapter on the tiny model, saved by PEFT (safetensors)."""
-    from transformers import AutoModelForCausalLM
+    from aeth.testing import build_lora
 
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    model = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():  # non-zero B, so the adapter changes the output
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.uniform_(-0.5, 0.5)
-    out = tmp_path_factory.mktemp("lora")
-    model.save_pretrained(out)
-    return out
+    return build_lora(tiny_model_dir, tmp_path_factory.mktemp("lora"))
 
 
 def test_store_activate_rollback_and_history(tmp_path, lora_dir):

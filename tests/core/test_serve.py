@@ -312,21 +312,11 @@ def test_refuses_to_listen_beyond_loopback_without_keys(aeth_home):
 
 
 def test_adapters_activated_and_rolled_back_take_effect_between_requests(server, long_tiny, tmp_path):
-    import peft
-    import torch
-    from transformers import AutoModelForCausalLM
-
     from aeth.models.adapters import AdapterStore
+    from aeth.testing import build_lora
 
-    base = AutoModelForCausalLM.from_pretrained(long_tiny)
-    model = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
-    with torch.no_grad():  # non-zero B, so the adapter changes the answer
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.uniform_(-0.5, 0.5)
-    model.save_pretrained(tmp_path / "lora")
     store = AdapterStore(server.home)
-    version = store.add("tuned", tmp_path / "lora", {"base_model": str(long_tiny), "base_hash": "b" * 8,
+    version = store.add("tuned", build_lora(long_tiny, tmp_path / "lora"), {"base_model": str(long_tiny), "base_hash": "b" * 8,
                                                       "recipe": {"data_hash": "d" * 8}})
     client = server.client()
 

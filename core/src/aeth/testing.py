@@ -38,6 +38,7 @@ __all__ = [
     "adder_records",
     "adder_specialist",
     "aeth_home",
+    "build_lora",
     "build_tiny_model",
     "install_plugin_source",
     "postgres_bindir",
@@ -180,6 +181,24 @@ def build_tiny_model(directory: Path, *, seed: int = 0) -> Path:
             hf_logging.enable_progress_bar()
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def build_lora(base_dir: Path, directory: Path) -> Path:
+    """Save a real LoRA adapter (r=4 on q_proj and v_proj, PEFT's safetensors) for the model in
+    ``base_dir`` into ``directory`` and return it. Its B matrices are drawn from U(-0.5, 0.5)
+    instead of PEFT's zeros, so the adapter changes what the model answers."""
+    import peft
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_dir)
+    model = peft.get_peft_model(base, peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.uniform_(-0.5, 0.5)
+    model.save_pretrained(directory)
+    return Path(directory)
 
 
 def install_plugin_source(directory: Path, name: str, source: str) -> dict[str, str]:
