@@ -5,7 +5,9 @@ the LoRA from the specialist's :class:`~aeth.specialist.AdapterSpec` is added wi
 (:mod:`aeth.training.lora`), and the records are encoded with the base model's chat template (loss
 on answers only). How processes share the work is the engine's business
 (:mod:`aeth.training.engines`), what is minimised the objective's (:mod:`aeth.training.objective`,
-where a teacher joins for logit distillation). Every ``save_every`` steps, and on Ctrl-C, a
+where a teacher joins for logit distillation, or :mod:`aeth.learning.objectives` for DPO and KTO,
+whose reference pass runs once at setup). With ``plan.init_adapter`` the LoRA starts from that
+adapter version's weights instead of a fresh one. Every ``save_every`` steps, and on Ctrl-C, a
 checkpoint is written atomically; ``resume`` continues from the newest complete one with weights,
 optimizer, RNG and data position restored, so the loss curve is the one an uninterrupted run would
 have drawn. The run ends in a new adapter version in
@@ -28,9 +30,8 @@ from typing import Any
 from aeth.atomic import write_text
 from aeth.progress import Progress
 from aeth.training import checkpoint, engines, objective
-from aeth.training.data import encode_records
 from aeth.training.distributed import Dist, unwrap
-from aeth.training.lora import add_lora, make_optimizer, prepare_kbit
+from aeth.training.lora import make_optimizer, prepare_kbit, start_lora
 from aeth.training.plan import FINISHED, TrainPlan, TrainResult, write_plan
 from aeth.training.report import Reporter
 
@@ -47,16 +48,21 @@ def lr_at(step: int, total: int, plan: TrainPlan) -> float:
     return plan.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _batches(n: int, plan: TrainPlan, start: int):
-    """(global micro-batch index, example indices), from micro-batch ``start`` on, epoch after epoch."""
+def _batches(n: int, plan: TrainPlan, start: int, groups: list[list[int]] | None = None):
+    """(global micro-batch index, example indices), from micro-batch ``start`` on, epoch after epoch:
+    ``plan.batch_size`` examples of a shuffled order, or with ``groups``, one group (shuffled groups,
+    each kept whole: KTO's chunks)."""
     import torch
 
-    per_epoch = max(1, n // plan.batch_size)
+    per_epoch = len(groups) if groups else max(1, n // plan.batch_size)
     index = start
     while True:
         epoch, within = divmod(index, per_epoch)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(plan.seed + epoch)).tolist()
-        yield index, order[within * plan.batch_size:(within + 1) * plan.batch_size]
+        order = torch.randperm(len(groups) if groups else n, generator=torch.Generator().manual_seed(plan.seed + epoch))
+        if groups:
+            yield index, groups[order[within].item()]
+        else:
+            yield index, order.tolist()[within * plan.batch_size:(within + 1) * plan.batch_size]
         index += 1
 
 
@@ -70,7 +76,7 @@ class _Run:
     train_set: list
     val_set: list
     engine: engines.Engine
-    objective: objective.Objective
+    objective: Any  # objective.Objective (SFT), or aeth.learning.objectives.DPOObjective / KTOObjective
     total: int
     run_dir: Path
 
@@ -103,7 +109,7 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
     ``store`` (an :class:`~aeth.models.adapters.AdapterStore`) receives the adapter version, with
     ``manifest`` in its manifest; ``home`` is ``$AETH_HOME`` (MLflow's default store goes there).
     """
-    run = _setup(specialist, plan, train_records, val_records, loaded, dist or Dist(), teacher)
+    run = _setup(specialist, plan, train_records, val_records, loaded, dist or Dist(), teacher, progress)
     state = _start(run)
     if _steps(run, state, progress, home):
         return state.result(run, interrupted=True)
@@ -112,8 +118,9 @@ def train(specialist: Any, plan: TrainPlan, train_records: list[dict], val_recor
 
 
 def _setup(specialist: Any, plan: TrainPlan, train_records: list[dict], val_records: list[dict], loaded: Any,
-           dist: Dist, teacher: Any) -> _Run:
-    """Seed, encode the data, add the LoRA, hand the model to its engine, build the objective."""
+           dist: Dist, teacher: Any, progress: bool = False) -> _Run:
+    """Seed, encode the data, add the LoRA (or load the one to start from), build the objective and
+    let it prepare (DPO/KTO: the reference pass), hand the model to its engine."""
     import torch
 
     from aeth.errors import AethError
@@ -126,19 +133,22 @@ def _setup(specialist: Any, plan: TrainPlan, train_records: list[dict], val_reco
     torch.manual_seed(plan.seed)
     tokenizer = loaded.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    train_set = encode_records(tokenizer, train_records, specialist.system_prompt, plan.seq_len)
-    val_set = encode_records(tokenizer, val_records, specialist.system_prompt, plan.seq_len)
+    train_set = objective.encode(plan, tokenizer, train_records, specialist.system_prompt)
+    val_set = objective.encode(plan, tokenizer, val_records, specialist.system_prompt)
     if not train_set:
         raise AethError(f"no training record of {specialist.name!r} fits in --seq-len {plan.seq_len} with an answer to learn")
     engine = engines.create(plan, dist)
-    engine.wrap(add_lora(loaded, specialist.adapter), lambda params: make_optimizer(plan.optimizer, params, plan.lr))
-    engine.model.train()
+    model = start_lora(loaded, specialist.adapter, plan.init_adapter)
     per_step = plan.batch_size * plan.grad_accum
     total = plan.max_steps or max(1, math.ceil(len(train_set) / per_step * plan.epochs))
     run_dir = Path(plan.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    goal = objective.objective_for(plan, teacher, loaded, engine.model, pad_id, run_dir,
-                                   passes=total * per_step / len(train_set))
+    goal = objective.objective_for(plan, teacher, loaded, model, pad_id, run_dir,
+                                   passes=total * per_step / len(train_set), dist=dist)
+    # before the engine takes the model: every rank scores with the whole starting model, no collective
+    train_set, val_set = goal.prepare(model, train_set, val_set, run_dir, progress)
+    engine.wrap(model, lambda params: make_optimizer(plan.optimizer, params, plan.lr))
+    engine.model.train()
     return _Run(specialist, plan, dist, train_set, val_set, engine, goal, total, run_dir)
 
 
@@ -172,7 +182,7 @@ def _steps(run: _Run, state: _State, progress: bool, home: Path | None) -> bool:
     import torch
 
     plan, dist, engine, total = run.plan, run.dist, run.engine, run.total
-    batches = _batches(len(run.train_set), plan, state.micro)
+    batches = _batches(len(run.train_set), plan, state.micro, run.objective.groups(run.train_set))
     started, tokens_seen, pending = time.perf_counter(), 0, None
     at_start = state.micro, torch.get_rng_state()  # where the step in flight starts: what an interrupt saves
     dist.watch_signals()
@@ -188,7 +198,7 @@ def _steps(run: _Run, state: _State, progress: bool, home: Path | None) -> bool:
                 for _ in range(plan.grad_accum):
                     index, indices = next(batches)
                     step_batches.append([run.train_set[i] for i in indices])
-                items = sum(objective.learned(e) for examples in step_batches for e in examples)
+                items = run.objective.items([e for examples in step_batches for e in examples])
                 loss_sum = 0.0
                 for k, examples in enumerate(step_batches):
                     with engine.accumulating(last=k == len(step_batches) - 1):
@@ -196,13 +206,14 @@ def _steps(run: _Run, state: _State, progress: bool, home: Path | None) -> bool:
                         loss = run.objective.loss(engine.model, dist.shard(examples), items) * dist.world
                         engine.backward(loss)
                     loss_sum += loss.detach().item() / dist.world
-                    tokens_seen += sum(len(e.input_ids) for e in examples)
+                    tokens_seen += run.objective.tokens(examples)
                 engine.step()
                 state.step, state.micro = state.step + 1, index + 1
                 at_start = state.micro, torch.get_rng_state()  # done: an interrupt from here on keeps it
                 state.loss = dist.sum(loss_sum)[0]
                 record = pending = {"step": state.step, "loss": round(state.loss, 5), "lr": engine.lr,
-                                    "tokens_per_s": round(tokens_seen / max(1e-9, time.perf_counter() - started), 1)}
+                                    "tokens_per_s": round(tokens_seen / max(1e-9, time.perf_counter() - started), 1),
+                                    **run.objective.step_metrics()}
                 if state.step % plan.eval_every == 0 or state.step == total:
                     state.last = run.objective.validate(engine.model, run.val_set, plan.batch_size, dist)
                     record.update(state.last)

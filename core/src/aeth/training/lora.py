@@ -38,6 +38,20 @@ def add_lora(loaded: Any, spec: Any) -> Any:
                                             target_modules=targets, task_type="CAUSAL_LM"))
 
 
+def start_lora(loaded: Any, spec: Any, init_adapter: str | None = None) -> Any:
+    """The LoRA a run trains: a fresh one from ``spec`` (:func:`add_lora`), or, with ``init_adapter``
+    (an adapter version's directory), that adapter's weights and LoRA settings, trainable, so the run
+    continues what serves. Either way the adapter is PEFT's "default", so checkpoints and saved
+    versions have the same parameter names."""
+    if init_adapter is None:
+        return add_lora(loaded, spec)
+    from peft import PeftModel
+
+    if loaded.quantization == "nf4":
+        prepare_kbit(loaded.model)
+    return PeftModel.from_pretrained(loaded.model, str(init_adapter), is_trainable=True)
+
+
 def make_optimizer(name: str, params: list, lr: float) -> Any:
     """AdamW (torch), or bitsandbytes' 8-bit / paged AdamW: 8-bit state takes a quarter of the memory
     of fp32 state, paged state spills to CPU memory instead of failing when the GPU runs out."""

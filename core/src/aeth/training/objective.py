@@ -1,9 +1,14 @@
 """What the loop minimises and how it validates: answer-token cross-entropy, mixed with a
-teacher's distillation loss when the plan names a teacher.
+teacher's distillation loss when the plan names a teacher; or, with ``plan.objective`` dpo or
+kto, a preference loss (:mod:`aeth.learning.objectives`).
 
-The loop only talks to an :class:`Objective`: ``loss(model, examples, items)`` for a micro-batch
-and ``validate(...)`` for the metrics of a validation pass (``val_loss``, and ``val_kd_loss``
-with a teacher). Whether a teacher is in the loop is the objective's business alone.
+The loop only talks to an objective: :func:`encode` turns records into what it trains on,
+``items(batch)`` counts what a step's loss is a mean over (trained tokens for SFT, pairs or
+examples for DPO and KTO), ``loss(model, examples, items)`` for a micro-batch, ``validate(...)``
+for the metrics of a validation pass (``val_loss``, and ``val_kd_loss`` with a teacher),
+``prepare(...)`` for work before the first step (the reference pass of DPO and KTO) and
+``groups(...)`` for micro-batches that must stay together. Whether a teacher or a reference is in
+the loop is the objective's business alone.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aeth.training.data import IGNORE, collate
+from aeth.training.data import IGNORE, collate, encode_records
 from aeth.training.distributed import Dist, unwrap
 
 
@@ -103,6 +108,26 @@ class Objective:
         """The names :meth:`validate` returns."""
         return ("val_loss", "val_kd_loss") if self.teacher is not None else ("val_loss",)
 
+    def items(self, batch: list) -> int:
+        """What a step's loss is a mean over: the trained tokens of ``batch`` (every example of the step)."""
+        return sum(learned(e) for e in batch)
+
+    def tokens(self, batch: list) -> int:
+        """Tokens the model runs on for ``batch``."""
+        return sum(len(e.input_ids) for e in batch)
+
+    def groups(self, items: list) -> None:
+        """SFT examples may be batched in any order."""
+        return None
+
+    def prepare(self, model: Any, train_set: list, val_set: list, run_dir: Path, progress: bool = False) -> tuple[list, list]:
+        """Nothing to do before the first step."""
+        return train_set, val_set
+
+    def step_metrics(self) -> dict:
+        """What the last step's record adds beside its loss (nothing, for SFT)."""
+        return {}
+
     def loss(self, model: Any, examples: list, items: int) -> Any:
         """The micro-batch's loss, divided by ``items`` (see :func:`token_loss`)."""
         return token_loss(model, examples, self.pad_id, items, self.sparse, self.teacher)
@@ -139,10 +164,36 @@ class Objective:
         return {"distillation": {"teacher": plan.teacher, "teacher_name": plan.teacher_name, **self.teacher.describe()}}
 
 
-def objective_for(plan: Any, teacher: Any, loaded: Any, model: Any, pad_id: int, run_dir: Path, passes: float) -> Objective:
-    """The :class:`Objective` of ``plan`` for ``model`` (the wrapped student), with ``teacher`` (a
-    loaded model) in the loop when the plan names one."""
-    return Objective(pad_id, takes_logits_to_keep(model), loop_teacher(plan, teacher, loaded, pad_id, run_dir, passes))
+def encode(plan: Any, tokenizer: Any, records: list[dict], system_prompt: str = "") -> list:
+    """What ``plan.objective`` trains on: :class:`~aeth.training.data.Example` for sft,
+    :class:`~aeth.learning.preferences.PreferencePair` for dpo, :class:`~aeth.learning.preferences.KTOExample`
+    for kto (record formats in :mod:`aeth.learning.preferences`)."""
+    if plan.objective == "dpo":
+        from aeth.learning.preferences import encode_pairs
+
+        return encode_pairs(tokenizer, records, system_prompt, plan.seq_len)
+    if plan.objective == "kto":
+        from aeth.learning.preferences import encode_kto
+
+        return encode_kto(tokenizer, records, system_prompt, plan.seq_len, chunk=plan.batch_size)
+    return encode_records(tokenizer, records, system_prompt, plan.seq_len)
+
+
+def objective_for(plan: Any, teacher: Any, loaded: Any, model: Any, pad_id: int, run_dir: Path, passes: float,
+                  dist: Dist | None = None) -> Any:
+    """The objective of ``plan`` for ``model`` (the student, wrapped or not): an :class:`Objective`,
+    with ``teacher`` (a loaded model) in the loop when the plan names one, or DPO / KTO
+    (:mod:`aeth.learning.objectives`) when ``plan.objective`` says so."""
+    sparse = takes_logits_to_keep(model)
+    if plan.objective in ("dpo", "kto"):
+        from aeth.errors import AethError
+        from aeth.learning.objectives import DPOObjective, KTOObjective
+
+        if teacher is not None or plan.teacher:
+            raise AethError(f"logit distillation trains with SFT only; drop the teacher or use --objective sft "
+                            f"(not {plan.objective})")
+        return (DPOObjective if plan.objective == "dpo" else KTOObjective)(plan, pad_id, sparse, dist or Dist())
+    return Objective(pad_id, sparse, loop_teacher(plan, teacher, loaded, pad_id, run_dir, passes))
 
 
 def loop_teacher(plan: Any, teacher: Any, loaded: Any, pad_id: int, run_dir: Path, passes: float) -> Any:

@@ -5,7 +5,8 @@ by :func:`setting`): its help text, command-line flag, allowed values and group.
 is derived from those fields (:func:`settings`):
 
 - the options of ``aeth train`` (groups ``train`` and ``gate``) and ``aeth distill train`` (also
-  ``kd``), with their ``--help`` defaults (:mod:`aeth.cli.train`);
+  ``kd``), with their ``--help`` defaults (:mod:`aeth.cli.train`); group ``learn`` (the objective,
+  DPO/KTO settings, the adapter to start from) is for learning from feedback (``LEARN_GROUPS``);
 - the keys a ``--plan`` file may set (:func:`read_plan_file`), and ``plan.yaml``, which every run
   writes with the equivalent command in its header (:func:`write_plan_yaml`);
 - ``plan.json``, every field of the plan, which ``--resume`` restores (:func:`write_plan`,
@@ -39,8 +40,11 @@ PLAN_JSON, PLAN_YAML = "plan.json", "plan.yaml"
 FINISHED = "finished.json"
 #: the optimizers a plan may name (torch's AdamW, bitsandbytes' 8-bit and paged ones)
 OPTIMIZERS = ("adamw", "adamw8bit", "paged_adamw8bit", "paged_adamw")
-#: setting groups: ``aeth train`` offers train and gate, ``aeth distill train`` kd as well
-TRAIN_GROUPS, DISTILL_GROUPS = ("train", "gate"), ("kd", "train", "gate")
+#: setting groups: ``aeth train`` offers train and gate, ``aeth distill train`` kd as well, learning
+#: from feedback (``aeth learn``) learn as well
+TRAIN_GROUPS, DISTILL_GROUPS, LEARN_GROUPS = ("train", "gate"), ("kd", "train", "gate"), ("learn", "train", "gate")
+#: what a run may minimise (``plan.objective``), and what DPO and KTO measure the model against
+OBJECTIVES, REFERENCES = ("sft", "dpo", "kto"), ("active", "base")
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,7 @@ def setting(help: str, **options: Any) -> dict[str, Setting]:
 
     Options: ``flag`` (default ``--field-name``; a boolean that defaults to true gets
     ``--no-field-name``), ``choices``, ``min``/``max`` (``min_open``/``max_open`` to exclude them),
-    ``metavar``, ``group`` (``train``, ``gate`` or ``kd``: which commands offer it),
+    ``metavar``, ``group`` (``train``, ``gate``, ``kd`` or ``learn``: which commands offer it),
     ``on_resume`` (a flag given with ``--resume`` still applies: the checkpoint does not depend on
     it), ``from_specialist`` (unset on the command line: the specialist's attribute of that name).
     """
@@ -218,6 +222,24 @@ class TrainPlan:
         "once) instead of running the teacher every epoch.", choices=("auto", "on", "off"), group="kd"))
     kd_top_k: int = field(default=64, metadata=setting(
         "Tokens per position the cache keeps (the rest as one 'other' outcome).", min=1, group="kd"))
+    #: learning from feedback (aeth.learning): SFT, DPO or KTO, continuing from an adapter version
+    objective: str = field(default="sft", metadata=setting(
+        "What the run minimises: sft (answer cross-entropy), dpo (preference pairs: records with \"rejected\") or "
+        "kto (answers labelled desirable or not); record formats in aeth.learning.preferences.", choices=OBJECTIVES,
+        group="learn"))
+    beta: float = field(default=0.1, metadata=setting(
+        "DPO/KTO: how far the model may move from the reference (higher: less far).", min=0, min_open=True,
+        group="learn"))
+    desirable_weight: float = field(default=1.0, metadata=setting(
+        "KTO: weight of a desirable answer's loss.", min=0, min_open=True, group="learn"))
+    undesirable_weight: float = field(default=1.0, metadata=setting(
+        "KTO: weight of an undesirable answer's loss.", min=0, min_open=True, group="learn"))
+    reference: str = field(default="active", metadata=setting(
+        "DPO/KTO: what the model is measured against: the adapter the run starts from (active), or the bare base.",
+        choices=REFERENCES, group="learn"))
+    init_adapter: str | None = field(default=None, metadata=setting(
+        "Start the LoRA from this adapter directory (an adapter version) instead of a fresh one; its LoRA settings "
+        "replace the specialist's.", metavar="DIR", group="learn"))
     gate_limit: int = field(default=20, metadata=setting(
         "Eval cases the promotion gate runs on the new version and on the active one.", min=1, group="gate",
         on_resume=True))
@@ -242,14 +264,20 @@ class TrainPlan:
         return [f"{d.name}: {why}" for d in settings(type(self)) if (why := d.problem(getattr(self, d.name)))]
 
     @property
+    def learns(self) -> bool:
+        """Whether this is a run of learning from feedback: DPO or KTO, or starting from an adapter."""
+        return self.objective != "sft" or self.init_adapter is not None
+
+    @property
     def command(self) -> str:
-        """The aeth command that trains this plan: ``distill train`` with a teacher, else ``train``."""
-        return "distill train" if self.teacher else "train"
+        """The aeth command that trains this plan: ``distill train`` with a teacher, ``learn`` for
+        learning from feedback (:attr:`learns`), else ``train``."""
+        return "distill train" if self.teacher else "learn" if self.learns else "train"
 
     @property
     def groups(self) -> tuple[str, ...]:
         """The setting groups of :attr:`command`."""
-        return DISTILL_GROUPS if self.teacher else TRAIN_GROUPS
+        return DISTILL_GROUPS if self.teacher else LEARN_GROUPS if self.learns else TRAIN_GROUPS
 
     def to_json(self) -> dict[str, Any]:
         """Every field, JSON-ready (what plan.json holds)."""
@@ -380,7 +408,21 @@ def check(plan: TrainPlan, under_torchrun: bool = False) -> TrainPlan:
     if plan.batch_size % plan.nproc:
         raise AethError(f"--batch-size {plan.batch_size} does not split evenly over {plan.nproc} processes; "
                         f"use a multiple of {plan.nproc} (each process trains on an equal share of every batch)")
+    _check_learning(plan)
     return replace(plan, deepspeed=_deepspeed_config_path(plan.deepspeed)) if plan.deepspeed else plan
+
+
+def _check_learning(plan: TrainPlan) -> None:
+    """The learning settings against the rest: DPO/KTO without a teacher, KTO batches of 2 or more,
+    a starting adapter that is one."""
+    if plan.objective != "sft" and plan.teacher:
+        raise AethError(f"logit distillation trains with SFT only; drop --teacher or use --objective sft (not {plan.objective})")
+    if plan.objective == "kto" and plan.batch_size < 2:
+        raise AethError("KTO's reference point pairs each prompt with another example's answer in the same batch: "
+                        "use --batch-size 2 or more")
+    if plan.init_adapter is not None and not (Path(plan.init_adapter) / "adapter_config.json").is_file():
+        raise AethError(f"--init-adapter {plan.init_adapter}: no PEFT adapter there (adapter_config.json); give an "
+                        "adapter version's directory, $AETH_HOME/adapters/SPECIALIST/VERSION")
 
 
 def _deepspeed_config_path(value: str) -> str:
