@@ -147,6 +147,27 @@ class Aeth:
             return None
         return self.log_interaction(interaction)
 
+    def feedback(self, interaction_id: str, kind: str, value: Any = None, *, comment: str | None = None,
+                 feedback_id: str | None = None, source: str = "user") -> str:
+        """Store feedback on an answer for continuous learning and return its id (committed on return).
+
+        ``interaction_id`` is the answer's id or a unique start of it. ``kind`` and ``value``:
+        ``"thumbs"`` True/False, ``"rating"`` 1-5 (a verifier's: a reward 0-1), ``"correction"``
+        the better answer, ``"preference"`` ``{"chosen": ID, "rejected": ID}`` (two answers to the
+        same prompt, one of them this one; ids may be unique prefixes), ``"comment"`` text.
+        ``feedback_id`` makes a retry idempotent. Raises :class:`~aeth.store.UnknownInteraction`
+        or :class:`~aeth.store.StoreError` with what to fix::
+
+            app.feedback("3f2a9c", "thumbs", True)
+            app.feedback(worse, "preference", {"chosen": better, "rejected": worse})
+        """
+        store = self.store
+        iid = store.find(interaction_id).id
+        if kind == "preference" and isinstance(value, dict):  # full ids, so the store can check the pair
+            value = {k: store.find(v).id if k in ("chosen", "rejected") and isinstance(v, str) and v else v
+                     for k, v in value.items()}
+        return store.record_feedback(iid, kind, value, comment=comment, feedback_id=feedback_id, source=source)
+
     def close(self) -> None:
         """Release what this application holds open (its database connections)."""
         with self._lock:

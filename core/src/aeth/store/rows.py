@@ -115,8 +115,9 @@ class Feedback:
     """What someone (a ``user``, or a ``verifier`` such as a test run) said about an interaction.
 
     ``kind`` is one of :data:`FEEDBACK_KINDS`; ``value`` is its JSON payload (``thumbs``: true or
-    false; ``rating``: a number; ``correction``: the better answer; ``preference``: which choice
-    was preferred; ``comment``: free text).
+    false; ``rating``: 1 to 5 from a user, a reward from 0 to 1 from a verifier; ``correction``: the
+    better answer; ``preference``: ``{"chosen": ID, "rejected": ID}``, two answers to the same
+    prompt, one of them this interaction; ``comment``: free text). See :mod:`aeth.store.feedback`.
     """
 
     id: str

@@ -108,6 +108,19 @@ class Store:
             row = conn.execute(select(table).where(table.c.id == interaction_id)).mappings().first()
         return None if row is None else _interaction(row)
 
+    def get_many(self, ids: Iterable[str]) -> dict[str, Interaction]:
+        """The stored interactions among ``ids``, by id (unknown ids are left out)."""
+        from sqlalchemy import select
+
+        from aeth.store.schema import interactions as table
+
+        wanted, out = sorted(set(ids)), {}
+        with translated(self.url), self.engine.connect() as conn:
+            for start in range(0, len(wanted), 500):  # bounded IN lists
+                query = select(table).where(table.c.id.in_(wanted[start:start + 500]))
+                out.update((r["id"], _interaction(r)) for r in conn.execute(query).mappings())
+        return out
+
     def find(self, id_or_prefix: str) -> Interaction:
         """The interaction whose id is ``id_or_prefix`` or, failing that, the one id starting with it.
 
@@ -218,10 +231,11 @@ class Store:
         with translated(self.url):
             return _feedback.record(self._write, interaction_id, kind, value, comment, feedback_id, source)
 
-    def feedback(self, interaction_id: str | None = None, limit: int | None = None) -> list[Feedback]:
-        """Feedback, oldest first: on one interaction, or all."""
+    def feedback(self, interaction_id: str | None = None, limit: int | None = None,
+                 specialist: str | None = None) -> list[Feedback]:
+        """Feedback, oldest first: on one interaction, on one specialist's answers, or all."""
         with translated(self.url):
-            return _feedback.listing(self.engine, interaction_id, limit)
+            return _feedback.listing(self.engine, interaction_id, limit, specialist)
 
 
 # ---- rows ------------------------------------------------------------------------------------------
