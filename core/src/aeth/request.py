@@ -16,6 +16,9 @@ class Request:
     user's config, then to the specialist's :class:`~aeth.specialist.GenerationDefaults`.
     ``history`` holds earlier turns as ``{"role", "content"}`` dicts; ``images`` holds images for
     specialists that see: file paths, raw bytes or base64 text (see :mod:`aeth.images`).
+    ``metadata`` is the caller's JSON-friendly data about the request; the server logs it with the
+    answer, and ``metadata["verify"]`` carries what the specialist's verifier checks the answer
+    against (see :mod:`aeth.specialist`).
     """
 
     prompt: str

@@ -4,6 +4,26 @@ A specialist is a base model plus a LoRA adapter spec, a system prompt, routing 
 defaults, a dataset recipe and an eval suite. Plugins build these objects and hand them to the
 ``register`` callback of the ``register_specialists`` hook; core validates them and reports every
 problem with the plugin's name and the field.
+
+Rewards. A specialist may also say how to check an answer without a person: its ``verifier``,
+``verify(request, answer) -> float | None``. The convention every verifier follows:
+
+- a reward is a number in [0, 1]: 1.0 the answer is right (the tests pass, the scorer gives
+  full credit), 0.0 it is wrong (a failing test, no code or no final answer where one was due);
+  values between are partial credit where a checker has a meaningful one;
+- ``None`` means "cannot check this one": the request carries nothing to check against (a coding
+  prompt with no tests, a reasoning prompt that is not a generated problem). ``None`` is never
+  a judgement of the answer, and nothing is stored for it;
+- what a verifier checks against travels with the request, JSON-serialisable, under
+  ``request.metadata["verify"]`` (each specialist documents its own shape), or in the prompt
+  itself (the coding specialist runs tests it finds in the prompt's text); the interaction log keeps
+  the metadata it is given (``aeth serve`` logs the request's), so logged answers can be checked later;
+- a verifier is deterministic for one (request, answer) and runs untrusted code only in
+  :mod:`aeth.evals.sandbox`.
+
+Stored rewards are feedback of kind ``rating`` with source ``verifier`` (see
+:mod:`aeth.learning.verify`); ``practice(n, seed) -> list[Request]`` produces prompts a verifier
+can check, for self-improvement (``aeth learn SPECIALIST --self``).
 """
 
 from __future__ import annotations
@@ -13,9 +33,17 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aeth.config import QUANTIZATIONS
+
+if TYPE_CHECKING:
+    from aeth.request import Request
+
+#: ``verify(request, answer) -> reward``: a number in [0, 1], or None when the request cannot be checked
+Verifier = Callable[["Request", str], "float | None"]
+#: ``practice(n, seed) -> requests``: up to ``n`` prompts its verifier can check, the same for the same seed
+Practice = Callable[[int, int], "list[Request]"]
 
 ROLES = ("system", "user", "assistant")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
@@ -187,6 +215,17 @@ class EvalSuite:
     source: str = ""
 
 
+def reward_problem(value: Any) -> str | None:
+    """Why ``value`` is not a verifier's reward (a number in [0, 1], or None), or None when it is one."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"a reward is a number in [0, 1] or None, got {type(value).__name__} {value!r}"
+    if not 0.0 <= value <= 1.0:  # also false for NaN
+        return f"a reward is a number in [0, 1], got {value!r}"
+    return None
+
+
 @dataclass(frozen=True)
 class Specialist:
     """A narrow specialist: a base model plus adapter spec, prompt, routing examples, data and evals.
@@ -197,6 +236,16 @@ class Specialist:
     ``accepts_images``, and requests without images only to the others (``--specialist``
     reaches any). ``plugin`` is filled in by core with the name of the plugin
     that registered it.
+
+    ``verifier`` checks an answer without a person: ``verify(request, answer)`` returns a reward
+    in [0, 1], or None when the request carries nothing to check against (see the module's
+    docstring for the convention and ``request.metadata["verify"]``). Its rewards are stored as
+    automatic feedback (:func:`aeth.learning.verify.verify_interactions`) and drive
+    self-improvement. ``practice(n, seed)`` returns up to ``n`` requests the verifier can check
+    (never an eval case: held-out data stays held out), the same ones for the same seed.
+    Both are fields, not hooks, because they belong to the specialist the way its suite does:
+    they travel with it (``dataclasses.replace`` keeps them), and a plugin that registers two
+    specialists gives each its own without dispatching on a name.
     """
 
     name: str
@@ -212,6 +261,8 @@ class Specialist:
     suite: EvalSuite | None = None
     version: str = "0.1"
     accepts_images: bool = False
+    verifier: Verifier | None = None
+    practice: Practice | None = None
     plugin: str = ""
 
     def problems(self) -> list[tuple[str, str]]:
@@ -248,6 +299,10 @@ class Specialist:
             out.append(("recipe", f"must be a DatasetRecipe or None, got {type(self.recipe).__name__}"))
         if self.suite is not None and not isinstance(self.suite, EvalSuite):
             out.append(("suite", f"must be an EvalSuite or None, got {type(self.suite).__name__}"))
+        for name, shape in (("verifier", "verify(request, answer) -> float | None"),
+                            ("practice", "practice(n, seed) -> list[Request]")):
+            if getattr(self, name) is not None and not callable(getattr(self, name)):
+                out.append((name, f"must be a callable {shape} or None, got {type(getattr(self, name)).__name__}"))
         return out
 
     def summary(self) -> dict:
@@ -265,4 +320,6 @@ class Specialist:
             "recipe": self.recipe.name if self.recipe else None,
             "suite": self.suite.name if self.suite else None,
             "accepts_images": self.accepts_images,
+            "verifier": self.verifier is not None,
+            "practice": self.practice is not None,
         }

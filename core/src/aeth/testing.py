@@ -504,6 +504,7 @@ class SpecialistContract:
     min_routing_examples: int = 40
     min_routing_heldout: int = 0  #: aeth's own specialists ask for 20
     min_seed_records: int = 1  #: aeth's own specialists ask for 200
+    practice_sample: int = 4  #: practice prompts the verifier contract draws (when the specialist has them)
 
     def contract_model_dir(self, tiny_model_dir: Path) -> Path:
         """The tiny model the eval suite runs on; a specialist that needs another kind of model
@@ -634,6 +635,46 @@ class SpecialistContract:
         assert vectors.shape == (len(examples), 384)
         assert np.isfinite(vectors).all()
         assert len(np.unique(vectors, axis=0)) == len(examples), "two routing examples embed identically"
+
+    def test_practice_prompts_are_verifiable(self):
+        """Practice prompts, when declared, are requests the verifier can check (a reward in [0, 1],
+        never None), the same for the same seed, JSON metadata, and none of them an eval case."""
+        import json
+
+        from aeth.request import Request
+        from aeth.specialist import reward_problem
+
+        spec = self._specialist()
+        if spec.practice is None:
+            pytest.skip(f"specialist {spec.name!r} declares no practice prompts")
+        assert spec.verifier is not None, "practice prompts need a verifier to check their answers"
+        requests = spec.practice(self.practice_sample, 0)
+        assert requests, "practice(n, seed) returned no request"
+        assert len(requests) <= self.practice_sample
+        assert all(isinstance(r, Request) and r.prompt.strip() for r in requests)
+        assert [r.prompt for r in spec.practice(self.practice_sample, 0)] == [r.prompt for r in requests], (
+            "practice(n, seed) must give the same prompts for the same seed")
+        for r in requests:
+            json.dumps(r.metadata)  # the interaction log keeps metadata as JSON
+        held_out = {c.prompt for c in spec.suite.cases()} if spec.suite is not None else set()
+        assert not {r.prompt for r in requests} & held_out, "a practice prompt is an eval case: keep held-out data out"
+        for r in requests:
+            reward = spec.verifier(r, "")
+            assert reward is not None, f"the verifier cannot check practice prompt {r.prompt[:60]!r}"
+            assert reward_problem(reward) is None, reward_problem(reward)
+
+    def test_verifier_answers_plain_prompts(self):
+        """A declared verifier takes any request: on a routing example (no metadata) it returns a
+        reward in [0, 1] or None, and never raises."""
+        from aeth.request import Request
+        from aeth.specialist import reward_problem
+
+        spec = self._specialist()
+        if spec.verifier is None:
+            pytest.skip(f"specialist {spec.name!r} declares no verifier")
+        for prompt in spec.routing_examples[:3]:
+            reward = spec.verifier(Request(prompt=prompt, specialist=spec.name), "I am not sure.")
+            assert reward_problem(reward) is None, reward_problem(reward)
 
     def test_plugin_import_is_light(self):
         """Importing the plugin module imports none of the heavy ML libraries."""

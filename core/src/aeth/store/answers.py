@@ -14,7 +14,8 @@ def interaction_from_answer(answer: Any, source: str, *, key_id: str | None = No
 
     ``messages`` are what the model was sent (the specialist's system prompt, earlier turns, the
     prompt); ``machine_seconds`` is the generation's time, model loading excluded; ``latency_s``
-    includes it.
+    includes it. ``metadata`` is the request's (JSON-friendly, as :class:`~aeth.request.Request`
+    asks), updated with the caller's ``metadata``.
     """
     from aeth.generation.prompt import build_messages
 
@@ -24,7 +25,8 @@ def interaction_from_answer(answer: Any, source: str, *, key_id: str | None = No
     context = getattr(answer, "context", None)
     sampling = context.sampling if context is not None else answer.app.sampling(answer.specialist, request)
     stats = context.stats if context is not None else {}
-    meta = dict(metadata or {})
+    # the request's own metadata (what a verifier checks the answer against), then the caller's
+    meta = {**(request.metadata or {}), **(metadata or {})}
     if request.images:
         meta["images"] = len(request.images)
     return Interaction(

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from importlib.resources import files
 
-from aeth import DatasetRecipe
+from aeth import DatasetRecipe, Request
 
 
 def load_seed() -> Iterator[dict]:
@@ -30,3 +30,23 @@ def build_recipe() -> DatasetRecipe:
         description="Hand-written home-cooking conversations: recipes, techniques, substitutions, food safety.",
         validation_fraction=0.2,
     )
+
+
+# Practice prompts: questions the verifier can check, for self-improvement (`aeth learn cooking
+# --self` answers them, keeps the answers the verifier accepts and trains on them). Never reuse an
+# eval case here: the eval must keep measuring questions the model has not practised.
+PRACTICE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("What internal temperature should a pork chop reach?", ("63", "145")),
+    ("What can I use instead of buttermilk in pancakes?", ("lemon", "vinegar", "yogurt", "kefir")),
+    ("How do I stop pasta from sticking together?", ("stir", "water", "salt")),
+    ("What makes bread dough rise?", ("yeast", "gas", "carbon dioxide")),
+)
+
+
+def practice(n: int, seed: int = 0) -> list[Request]:
+    """Up to ``n`` requests the verifier can check (``metadata["verify"]["keywords"]``), the same for
+    the same ``seed``; this small list rotates by the seed."""
+    start = seed % len(PRACTICE)
+    rotated = PRACTICE[start:] + PRACTICE[:start]
+    return [Request(prompt=prompt, specialist="cooking", metadata={"verify": {"keywords": list(terms)}})  # RENAME
+            for prompt, terms in rotated[:max(n, 0)]]

