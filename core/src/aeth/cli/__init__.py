@@ -7,7 +7,7 @@ import warnings
 
 import click
 
-from aeth.cli import adapters, chat, config, data, distill, distill_train, eval, feedback, keys, log, plugins, route, run, serve, train  # noqa: F401  (each adds its command)
+from aeth.cli import adapters, chat, config, data, distill, distill_train, eval, feedback, keys, learn, log, plugins, route, run, serve, train  # noqa: F401  (each adds its command)
 from aeth.cli.root import OWNER, cli
 
 

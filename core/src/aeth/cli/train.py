@@ -51,10 +51,11 @@ def _option(declared) -> Any:
                         default=declared.default if shown else None, show_default=shown)
 
 
-def plan_options(plan_class: type = TrainPlan, groups: tuple[str, ...] = TRAIN_GROUPS) -> Any:
+def plan_options(plan_class: type = TrainPlan, groups: tuple[str, ...] = TRAIN_GROUPS, exclude: tuple[str, ...] = ()) -> Any:
     """A decorator adding the options of ``plan_class``'s settings in ``groups`` (in that order in
-    ``--help``), then ``--plan`` and ``--resume``."""
-    declared = settings(plan_class, groups)
+    ``--help``) but those named in ``exclude`` (a command that sets them itself), then ``--plan``
+    and ``--resume``."""
+    declared = [d for d in settings(plan_class, groups) if d.name not in exclude]
 
     def decorate(command: Any) -> Any:
         extra = [

@@ -9,7 +9,9 @@ from aeth.hookspecs import hookimpl
 @hookimpl(trylast=True)
 def train(specialist, plan, app):
     """Load the base (and a teacher), train with :func:`aeth.training.loop.train`, store the version
-    in ``app``'s adapter store; configuration (dtype, device, threads) from ``app.config``."""
+    in ``app``'s adapter store; configuration (dtype, device, threads) from ``app.config``. The data is
+    the specialist's (:func:`aeth.datasets.training_records`), or with ``plan.dataset`` that learn
+    dataset's records (:func:`aeth.learning.dataset.training_data`)."""
     from aeth.datasets import training_records
     from aeth.models.resolve import resolve_model
     from aeth.training import distributed
@@ -18,7 +20,12 @@ def train(specialist, plan, app):
     cfg = app.config
     dist = distributed.setup()
     distributed.quiet_deepspeed()
-    data = training_records(specialist, cfg.home)
+    if plan.dataset:  # learning from feedback: the learn dataset's records of the plan's objective
+        from aeth.learning.dataset import training_data
+
+        data = training_data(plan.dataset, plan.objective)
+    else:
+        data = training_records(specialist, cfg.home)
     path = resolve_model(plan.base_model, cfg)
     device = dist.device if dist.active else cfg["model.device"]  # one GPU per rank
     loaded = _load(cfg, path, plan.quantization, device, plan.base_model)
@@ -64,13 +71,18 @@ def _hash(path, cfg, dist):
 
 def _manifest(cfg, specialist, plan, path, loaded, data, parent, dist) -> dict:
     """Provenance for the version's manifest: base weights and data by content, the parent version."""
+    from pathlib import Path
+
     from aeth import __version__
     from aeth.fingerprint import records_hash
 
     recipe = specialist.recipe
+    # a learn run's data is its learn dataset version, not the recipe
+    name, version = (Path(plan.dataset).name, None) if plan.dataset else \
+        (recipe.name if recipe else None, recipe.version if recipe else None)
     return {"base_model": plan.base_model, "base_path": str(path), "quantization": loaded.quantization,
             "dtype": loaded.dtype, "base_hash": _hash(path, cfg, dist),
-            "recipe": {"name": recipe.name if recipe else None, "version": recipe.version if recipe else None,
+            "recipe": {"name": name, "version": version,
                        "sources": data.sources, "train": len(data.train), "validation": len(data.validation),
                        "data_hash": records_hash([*data.train, *data.validation])},
             "parent": parent.version if parent else None,

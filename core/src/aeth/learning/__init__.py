@@ -8,6 +8,11 @@
 - :mod:`aeth.learning.preferences`  preference records -> :class:`PreferencePair` / :class:`KTOExample` (the record formats)
 - :mod:`aeth.learning.reference`    the reference model's log-probabilities, computed once per run and kept in it
 - :mod:`aeth.learning.objectives`   :class:`DPOObjective` and :class:`KTOObjective`, beside the loop's SFT objective
+- :mod:`aeth.learning.run`          ``aeth learn``: lock -> verify -> dataset -> train -> gate -> promote; resume, status
+- :mod:`aeth.learning.plan`         :class:`LearnPlan`, a TrainPlan with defaults for small feedback datasets
+- :mod:`aeth.learning.gate`         learning's promotion gate: eval suite and held-out agreement
+- :mod:`aeth.learning.agreement`    agreement of an adapter version with held-out feedback
+- :mod:`aeth.learning.lock`         one learn per specialist (``fcntl.flock``, freed when its holder dies)
 
 Nothing here imports torch at module level.
 """

@@ -49,7 +49,8 @@ from aeth.datasets import DatasetError
 from aeth.learning.feedback import DROP_REASONS, dedupe, is_reward, pair_ids, records_from_feedback
 
 __all__ = ["OBJECTIVES", "Draft", "LearnDataset", "build_dataset", "choose_objective", "collect", "list_datasets",
-           "load", "objectives_supported", "split_heldout", "used_feedback", "write"]
+           "load", "objectives_supported", "split_heldout", "training_data", "used_feedback",
+           "write"]
 
 #: the training objectives a learn dataset feeds, and their train files' names (``<objective>.jsonl``)
 OBJECTIVES = ("sft", "dpo", "kto")
@@ -136,6 +137,20 @@ def load(home: Path | str, specialist: str, version: str | None = None) -> Learn
         raise DatasetError(f"no learn dataset {version or ''} of {specialist!r} in {datasets_dir(home, specialist)} "
                            f"(versions: {known}); feedback becomes one with build_dataset / the learn command")
     return wanted[0]
+
+
+def training_data(path: Path | str, objective: str) -> Any:
+    """What a run with ``plan.dataset`` trains on (a :class:`aeth.datasets.TrainingData`): the learn
+    dataset at ``path``'s ``<objective>.jsonl`` as train, its held-out records of that objective as
+    validation (the loop's validation loss; they are never trained on)."""
+    from aeth.datasets import TrainingData
+
+    path = Path(path)
+    if not (path / CARD).is_file():
+        raise DatasetError(f"{path}: not a learn dataset (no {CARD}); was it moved or deleted? Start a new learn run")
+    ds = LearnDataset(path.parent.name, path.name, path, json.loads((path / CARD).read_text(encoding="utf-8")))
+    train, validation = ds.records(objective), ds.records(objective, "heldout")
+    return TrainingData(train, validation, {f"learn dataset {ds.specialist}/{ds.version} ({objective})": len(train)})
 
 
 def used_feedback(home: Path | str, specialist: str) -> set[str]:

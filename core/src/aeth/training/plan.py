@@ -250,6 +250,11 @@ class TrainPlan:
         on_resume=True))
     #: the registered teacher ``teacher`` came from, if any (for the manifest and plan.yaml)
     teacher_name: str | None = None
+    #: learning from feedback: a learn dataset version's directory (:mod:`aeth.learning.dataset`); the
+    #: run trains on its ``<objective>.jsonl`` and validates on its held-out records of that objective
+    #: instead of the specialist's data. Set by ``aeth learn``, kept in plan.json, so ``--resume``
+    #: continues on the same dataset version.
+    dataset: str | None = None
     run_dir: Path | None = None
     resume: bool = False
 
@@ -265,8 +270,9 @@ class TrainPlan:
 
     @property
     def learns(self) -> bool:
-        """Whether this is a run of learning from feedback: DPO or KTO, or starting from an adapter."""
-        return self.objective != "sft" or self.init_adapter is not None
+        """Whether this is a run of learning from feedback: DPO or KTO, starting from an adapter, or
+        training on a learn dataset."""
+        return self.objective != "sft" or self.init_adapter is not None or self.dataset is not None
 
     @property
     def command(self) -> str:
