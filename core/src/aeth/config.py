@@ -5,7 +5,9 @@ Keys are dotted (``router.threshold``); in YAML they nest. Each key's environmen
 under ``plugins.<name>.`` is free-form and belongs to that plugin. Each ``teachers.<name>`` is a
 mapping describing one distillation teacher (``kind``, ``base_url``, ``model``, ``api_key_env``),
 merged field by field across sources (``-o teachers.mine.model=gpt-4o`` changes one field) and
-validated where the teacher is built (:func:`aeth.distill.teachers.teacher_from_config`). Unknown
+validated where the teacher is built (:func:`aeth.distill.teachers.teacher_from_config`). Each
+``specialists.<name>`` is a mapping of :data:`SPECIALIST_FIELDS` (which plugin serves it, its own learn
+schedule), merged the same way and checked here. Unknown
 keys and bad values from every source are collected and reported together in one
 :class:`~aeth.errors.ConfigError`.
 """
@@ -86,6 +88,21 @@ def _model_names(v: Any) -> list[str]:
     return model_names(v)
 
 
+def _positive_hours(v: Any) -> float | None:
+    if v is None:
+        return None
+    v = _number(float, 0.0)(v)
+    if v <= 0:
+        raise ValueError("must be a number of hours > 0, or null (no time trigger)")
+    return v
+
+
+def _plugin_name(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("must name a plugin (its distribution)")
+    return v
+
+
 @dataclass(frozen=True)
 class Key:
     """One configuration key: default, validator and the line of help ``aeth config`` shows."""
@@ -133,6 +150,15 @@ KEYS: dict[str, Key] = {
                                  "answers in `aeth log stats`; the default is an assumption: set what yours costs"),
     "cost.compare": Key(["gpt-4o-mini", "gpt-4o"], _model_names, "API models whose prices (`aeth distill prices`) "
                         "`aeth log stats` sets beside aeth's cost; a list or comma-separated names"),
+    # the schedule of `aeth learn --watch` (aeth.learning.schedule); specialists.<name>.learn_every_* override them
+    "learn.every_feedback": Key(50, _number(int, 1, optional=True),
+                                "`aeth learn --watch` learns a specialist once this many new feedback rows wait "
+                                "(null: never by count); specialists.<name>.learn_every_feedback overrides it"),
+    "learn.every_hours": Key(24.0, _positive_hours,
+                             "`aeth learn --watch` also learns a specialist once this many hours passed since its "
+                             "last learn ended (since its oldest waiting row, if it never learnt) and a row waits "
+                             "(null: never by time); "
+                             "specialists.<name>.learn_every_hours overrides it"),
 }
 
 
@@ -140,8 +166,13 @@ KEYS: dict[str, Key] = {
 SUBTREES = ("plugins", "teachers", "specialists")
 #: subtrees whose entries are mappings merged field by field across sources
 MAPPING_SUBTREES = ("teachers", "specialists")
-#: the fields a ``specialists.<name>`` entry may set
-SPECIALIST_FIELDS = {"plugin": "the plugin (distribution name) that serves this specialist when several register it"}
+#: the fields a ``specialists.<name>`` entry may set; a field that overrides a key for one specialist takes its check
+SPECIALIST_FIELDS: dict[str, Key] = {
+    "plugin": Key(None, _plugin_name, "the plugin (distribution name) that serves this specialist when several "
+                  "register it"),
+    "learn_every_feedback": Key(None, KEYS["learn.every_feedback"].check, "learn.every_feedback for this specialist"),
+    "learn_every_hours": Key(None, KEYS["learn.every_hours"].check, "learn.every_hours for this specialist"),
+}
 
 
 def env_name(key: str) -> str:
@@ -308,7 +339,8 @@ def load_config(overrides: Sequence[str] = (), path: str | os.PathLike | None = 
 
 
 def _specialist_entry_problems(values: dict[str, Any]) -> list[str]:
-    """What is wrong with the ``specialists.<name>`` entries (a mapping of :data:`SPECIALIST_FIELDS`)."""
+    """What is wrong with the ``specialists.<name>`` entries (a mapping of :data:`SPECIALIST_FIELDS`);
+    the valid fields are replaced by their checked values (``"12"`` from ``-o`` becomes 12)."""
     problems = []
     for key, entry in values.items():
         if not key.startswith("specialists."):
@@ -316,9 +348,16 @@ def _specialist_entry_problems(values: dict[str, Any]) -> list[str]:
         if not isinstance(entry, Mapping):
             problems.append(f"{key}: must be a mapping with {', '.join(SPECIALIST_FIELDS)}, got {entry!r}")
             continue
+        checked = dict(entry)
         for name, value in entry.items():
             if name not in SPECIALIST_FIELDS:
-                problems.append(f"{key}.{name}: unknown field (fields: {', '.join(SPECIALIST_FIELDS)})")
-            elif not isinstance(value, str) or not value.strip():
-                problems.append(f"{key}.{name}: must name a plugin (its distribution), got {value!r}")
+                near = difflib.get_close_matches(name, list(SPECIALIST_FIELDS), n=1)
+                problems.append(f"{key}.{name}: unknown field (fields: {', '.join(SPECIALIST_FIELDS)})"
+                                + (f"; did you mean {near[0]!r}?" if near else ""))
+                continue
+            try:
+                checked[name] = SPECIALIST_FIELDS[name].check(value)
+            except ValueError as e:
+                problems.append(f"{key}.{name}: {e}, got {value!r}")
+        values[key] = checked
     return problems

@@ -1,8 +1,8 @@
 """``aeth learn``: train a specialist on its new feedback, judged by its evals and held-out feedback.
 
 ``aeth learn SPECIALIST`` is :func:`aeth.learning.run.learn`; ``aeth learn status [SPECIALIST]`` is
-:func:`aeth.learning.run.status`. The training options are derived from
-:class:`~aeth.learning.plan.LearnPlan`'s settings (groups ``learn``, ``train``, ``gate``) as ``aeth
+:func:`aeth.learning.run.status`; ``aeth learn history SPECIALIST`` is :mod:`aeth.cli.learn_history`.
+The training options are derived from :class:`~aeth.learning.plan.LearnPlan`'s settings (groups ``learn``, ``train``, ``gate``) as ``aeth
 train`` derives its own (:func:`aeth.cli.train.plan_options`), less the ones learn sets itself.
 """
 
@@ -25,6 +25,8 @@ LEARN_HELP = """Learn SPECIALIST from its new feedback; promote the result only 
 \b
   aeth learn SPECIALIST [OPTIONS]     train on the feedback no earlier learn used
   aeth learn status [SPECIALIST]      last run and outcome, feedback waiting, running learns
+  aeth learn history SPECIALIST       every adapter version: data, gate scores, promotion
+  aeth learn --watch [SPECIALIST ...] learn each one when its learn.* schedule says so (--once: check once)
 
 A learn run: runs the specialist's verifier over its new answers (if it declares one; --no-verify
 skips it); turns the new feedback into a dataset version under $AETH_HOME/datasets/SPECIALIST/
@@ -43,7 +45,10 @@ Examples:
   aeth learn coding --objective dpo --max-steps 40
   aeth learn coding --resume              continue an interrupted learn run
   aeth learn status                       every specialist's learning at a glance
+  aeth learn history coding --plot coding.png   its versions; --plot draws the scores (needs matplotlib)
   aeth adapters rollback coding           undo the last promotion
+  aeth learn --watch --interval 300       beside aeth serve: learn on schedule, at low CPU priority
+  aeth -o learn.every_feedback=20 learn --once   what a cron job or systemd timer runs
 """
 
 
@@ -53,11 +58,15 @@ class LearnCommand(click.Command):
     def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         formatter.write_usage(ctx.command_path, "[OPTIONS] SPECIALIST")
         formatter.write_usage(ctx.command_path, "status [SPECIALIST] [--json]", prefix="       ")
+        formatter.write_usage(ctx.command_path, "history SPECIALIST [--json] [--plot FILE.png]", prefix="       ")
+        formatter.write_usage(ctx.command_path, "--watch [SPECIALIST ...] [--interval SECONDS] [--once]",
+                              prefix="       ")
 
 
 @cli.command("learn", cls=LearnCommand, help=LEARN_HELP)
-@click.argument("specialist")
+@click.argument("specialist", required=False)
 @click.argument("which", required=False, metavar="")
+@click.argument("more", nargs=-1, metavar="")  # aeth learn --watch A B C ... (aeth.cli.learn_watch)
 @click.option("--objective", type=click.Choice(["auto", *OBJECTIVES]), default="auto", show_default=True,
               help="What to train: auto picks from the data (DPO, else KTO, else SFT).")
 @click.option("--heldout", type=click.FloatRange(0, 1, max_open=True), default=0.2, show_default=True,
@@ -66,29 +75,47 @@ class LearnCommand(click.Command):
               help="Verifier reward from which an answer is one to imitate (SFT).")
 @click.option("--no-verify", "no_verify", is_flag=True, help="Do not run the specialist's verifier over new answers first.")
 @click.option("--wait", is_flag=True, help="If a learn of SPECIALIST is running, wait for it instead of refusing.")
-@click.option("--json", "as_json", is_flag=True, help="With status: one JSON object per specialist.")
+@click.option("--json", "as_json", is_flag=True, help="With status: one JSON object per specialist; with history: per version.")
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="With history: draw each version's scores into this PNG (needs matplotlib: pip install matplotlib).")
+@click.option("--watch", is_flag=True, help="Learn each SPECIALIST (default: all) whenever its learn.* schedule says so.")
+@click.option("--once", is_flag=True, help="With --watch (implied): check the schedule once, learn what is due, exit.")
+@click.option("--interval", type=click.FloatRange(min=1), default=60, show_default=True,
+              help="With --watch: seconds between checks of the schedule.")
 @plan_options(LearnPlan, LEARN_GROUPS, exclude=SET_BY_LEARN)
 @click.pass_context
-def learn(ctx, specialist, which, objective, heldout, min_reward, no_verify, wait, as_json, **options):
+def learn(ctx, specialist, which, more, objective, heldout, min_reward, no_verify, wait, as_json, watch, once, interval,
+          **options):
     from aeth.evals.runner import PROGRESS_WITHOUT_TTY
     from aeth.learning.run import learn as run_learn
 
     app = cli_app(ctx)
+    if watch or once:  # aeth.cli.learn_watch
+        from aeth.cli.learn_watch import watch as run_watch
+
+        run_watch(ctx, app, [n for n in (specialist, which, *more) if n], once, interval, wait, options,
+                  dict(objective=objective, heldout=heldout, min_reward=min_reward, verify=not no_verify,
+                       **_plan_values(ctx, options)))
+        return
+    if specialist is None:
+        raise click.UsageError("Missing argument 'SPECIALIST' (or --watch to learn on a schedule).")
+    if more:
+        raise click.UsageError(f"unexpected argument {more[0]!r}: aeth learn takes one SPECIALIST (--watch takes several)")
     if specialist == "status":
         _status(app, which, as_json)
         return
+    if specialist == "history":  # aeth.cli.learn_history
+        from aeth.cli.learn_history import show_history
+
+        if which is None:
+            raise click.UsageError("aeth learn history needs a SPECIALIST")
+        show_history(app, which, as_json, options["plot"])
+        return
+    if options["plot"]:
+        raise click.UsageError("--plot goes with aeth learn history SPECIALIST")
     if which is not None:
         raise click.UsageError(f"unexpected argument {which!r}: aeth learn takes one SPECIALIST")
-    declared = [d for d in settings(LearnPlan, LEARN_GROUPS) if d.name not in SET_BY_LEARN]
-    if options["resume"]:  # the saved plan stands; only what a checkpoint does not depend on, when given
-        values = {d.name: options[d.name] for d in declared if d.setting.on_resume and _given(ctx, d.name)}
-    else:
-        values = {d.name: options[d.name] for d in declared if options[d.name] is not None}
-        if options["plan_file"]:
-            from aeth.training.plan import read_plan_file
-
-            from_file = read_plan_file(options["plan_file"], LearnPlan, LEARN_GROUPS)
-            values.update({k: v for k, v in from_file.items() if k not in SET_BY_LEARN and not _given(ctx, k)})
+    values = _plan_values(ctx, options)
     token = PROGRESS_WITHOUT_TTY.set("lines")  # the gate's evals take minutes: say how far they are, in CI too
     try:
         result = run_learn(app, specialist, objective=objective, heldout=heldout, min_reward=min_reward,
@@ -102,6 +129,21 @@ def learn(ctx, specialist, which, objective, heldout, min_reward, no_verify, wai
         ctx.exit(130)
     if result.outcome == "kept":
         click.echo(f"activate it anyway with: aeth adapters activate {result.specialist} {result.version.version}", err=True)
+
+
+def _plan_values(ctx: click.Context, options: dict) -> dict:
+    """The :class:`LearnPlan` settings given (options, ``--plan-file``); with ``--resume``, only
+    those a checkpoint does not depend on, since the saved plan stands."""
+    declared = [d for d in settings(LearnPlan, LEARN_GROUPS) if d.name not in SET_BY_LEARN]
+    if options["resume"]:
+        return {d.name: options[d.name] for d in declared if d.setting.on_resume and _given(ctx, d.name)}
+    values = {d.name: options[d.name] for d in declared if options[d.name] is not None}
+    if options["plan_file"]:
+        from aeth.training.plan import read_plan_file
+
+        from_file = read_plan_file(options["plan_file"], LearnPlan, LEARN_GROUPS)
+        values.update({k: v for k, v in from_file.items() if k not in SET_BY_LEARN and not _given(ctx, k)})
+    return values
 
 
 def _status(app, specialist: str | None, as_json: bool) -> None:
@@ -129,5 +171,6 @@ def _status(app, specialist: str | None, as_json: bool) -> None:
             if outcome.get("reason"):
                 click.echo(f"                    {outcome['reason']}")
         click.echo(f"  feedback waiting  {entry['waiting']} rows")
+        click.echo(f"  next learn        {'due: ' if entry['due'] else ''}{entry['next']}")
         click.echo("  learn running     " + ("no" if running is None else
                                              f"yes (pid {running.get('pid', '?')}, started {running.get('started', '?')})"))

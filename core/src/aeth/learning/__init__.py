@@ -13,6 +13,8 @@
 - :mod:`aeth.learning.gate`         learning's promotion gate: eval suite and held-out agreement
 - :mod:`aeth.learning.agreement`    agreement of an adapter version with held-out feedback
 - :mod:`aeth.learning.lock`         one learn per specialist (``fcntl.flock``, freed when its holder dies)
+- :mod:`aeth.learning.schedule`     when a specialist is due to learn (``learn.*`` config: N rows or T hours)
+- :mod:`aeth.learning.watch`        ``aeth learn --watch``: learn (or resume) what is due, at low CPU priority
 
 Nothing here imports torch at module level.
 """

@@ -235,9 +235,11 @@ def waiting_feedback(app: Any, specialist: str) -> list[Any]:
     return [f for f in app.store.feedback(specialist=specialist) if f.id not in used]
 
 
-def status(app: Any, specialist: str | None = None) -> list[dict]:
+def status(app: Any, specialist: str | None = None, *, schedule: bool = True) -> list[dict]:
     """Per specialist (one, or every registered one): its last learn run and outcome, the feedback
-    rows waiting, the holder of its learn lock (None: no learn running) and its active version."""
+    rows waiting (and when the oldest arrived), the holder of its learn lock (None: no learn
+    running) and its active version; with ``schedule``, also ``next`` (when
+    :mod:`aeth.learning.schedule` learns it next, in words) and ``due``."""
     from aeth.learning.lock import holder
 
     home = app.config.home
@@ -247,8 +249,20 @@ def status(app: Any, specialist: str | None = None) -> list[dict]:
         runs = learn_runs(home, name)
         last = {"run": runs[-1].name, **_read(runs[-1])} if runs else None
         active = app.adapters.active(name)
-        out.append({"specialist": name, "last": last, "waiting": len(waiting_feedback(app, name)),
+        waiting = waiting_feedback(app, name)
+        oldest = waiting[0].created if waiting else None
+        out.append({"specialist": name, "last": last, "waiting": len(waiting),
+                    "waiting_since": oldest.isoformat() if oldest else None,
                     "running": holder(home, name), "active": active.version if active else None})
+    if schedule:
+        from datetime import datetime, timezone
+
+        from aeth.learning.schedule import decide, rules
+
+        now, chosen = datetime.now(timezone.utc), rules(app, names)
+        for entry in out:
+            decision = decide(entry["specialist"], chosen[entry["specialist"]], entry, now)
+            entry.update(next=decision.reason, due=decision.due)
     return out
 
 

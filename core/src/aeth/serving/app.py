@@ -40,7 +40,7 @@ class Server:
 
     def __init__(self, app: Any, engine: Engine, settings: ServeSettings):
         self.app, self.engine, self.settings = app, engine, settings
-        self.metrics = Metrics()
+        self.metrics = Metrics(app)
         self.limiter = RateLimiter()
         self.admission = Admission(settings.max_concurrent, settings.max_queue)
         self.completions = Completions(app, engine, self.metrics, self.limiter)
@@ -108,7 +108,7 @@ def create_app(app: Any, engine: Engine | None = None, settings: ServeSettings |
 
     @web.get("/metrics", summary="Prometheus metrics")
     async def metrics(_: Any = Depends(key)) -> Response:
-        body, kind = server.metrics.exposition()
+        body, kind = await run_in_threadpool(server.metrics.exposition)  # the learning gauges read the store
         return Response(body, media_type=kind)
 
     @web.get("/v1/models", summary="The specialists, each with its active adapter version and lineage")

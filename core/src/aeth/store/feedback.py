@@ -130,3 +130,16 @@ def listing(engine: Any, interaction_id: str | None, limit: int | None, speciali
         return [Feedback(id=r["id"], interaction_id=r["interaction_id"], kind=r["kind"], value=r["value"],
                          comment=r["comment"], source=r["source"], created=as_utc(r["created"]))
                 for r in conn.execute(query).mappings()]
+
+
+def counts(engine: Any) -> dict[tuple[str, str, str], int]:
+    """Feedback rows per ``(specialist, kind, source)``: one grouped query, for the server's gauges."""
+    from sqlalchemy import func, select
+
+    from aeth.store.schema import feedback, interactions
+
+    query = (select(interactions.c.specialist, feedback.c.kind, feedback.c.source, func.count())
+             .join(interactions, interactions.c.id == feedback.c.interaction_id)
+             .group_by(interactions.c.specialist, feedback.c.kind, feedback.c.source))
+    with engine.connect() as conn:
+        return {(specialist, kind, source): n for specialist, kind, source, n in conn.execute(query)}

@@ -237,6 +237,11 @@ class Store:
         with translated(self.url):
             return _feedback.listing(self.engine, interaction_id, limit, specialist)
 
+    def feedback_counts(self) -> dict[tuple[str, str, str], int]:
+        """How many feedback rows there are per ``(specialist, kind, source)`` (counted by the database)."""
+        with translated(self.url):
+            return _feedback.counts(self.engine)
+
 
 # ---- rows ------------------------------------------------------------------------------------------
 
