@@ -15,6 +15,7 @@ import click
 from aeth.cli.root import cli, cli_app
 from aeth.cli.train import _given, plan_options
 from aeth.learning.plan import LearnPlan
+from aeth.learning.practice import PracticeSettings
 from aeth.training.plan import LEARN_GROUPS, OBJECTIVES, settings
 
 #: settings learn decides: the objective (--objective adds "auto"), where the LoRA starts (the active version)
@@ -24,6 +25,7 @@ LEARN_HELP = """Learn SPECIALIST from its new feedback; promote the result only 
 
 \b
   aeth learn SPECIALIST [OPTIONS]     train on the feedback no earlier learn used
+  aeth learn SPECIALIST --self        train on its own answers to practice prompts, judged by its verifier
   aeth learn status [SPECIALIST]      last run and outcome, feedback waiting, running learns
   aeth learn history SPECIALIST       every adapter version: data, gate scores, promotion
   aeth learn --watch [SPECIALIST ...] learn each one when its learn.* schedule says so (--once: check once)
@@ -44,6 +46,7 @@ Examples:
   aeth learn coding                       learn from whatever feedback is new
   aeth learn coding --objective dpo --max-steps 40
   aeth learn coding --resume              continue an interrupted learn run
+  aeth learn coding --self --prompts 64 --k 4   no teacher, no users: rejection sampling (STaR)
   aeth learn status                       every specialist's learning at a glance
   aeth learn history coding --plot coding.png   its versions; --plot draws the scores (needs matplotlib)
   aeth adapters rollback coding           undo the last promotion
@@ -74,6 +77,19 @@ class LearnCommand(click.Command):
 @click.option("--min-reward", type=click.FloatRange(0, 1), default=1.0, show_default=True,
               help="Verifier reward from which an answer is one to imitate (SFT).")
 @click.option("--no-verify", "no_verify", is_flag=True, help="Do not run the specialist's verifier over new answers first.")
+@click.option("--self", "self_practice", is_flag=True,
+              help="Learn from self-practice instead of feedback: sample answers to the specialist's practice prompts, "
+                   "keep what its verifier accepts (SFT) and its best-vs-worst pairs (DPO). --seed seeds the samples.")
+@click.option("--prompts", type=click.IntRange(min=1), default=PracticeSettings.prompts, show_default=True,
+              help="With --self: practice prompts to draw.")
+@click.option("--k", "k", type=click.IntRange(min=1), default=PracticeSettings.k, show_default=True,
+              help="With --self: answers sampled per prompt.")
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=PracticeSettings.temperature,
+              show_default=True, help="With --self: sampling temperature.")
+@click.option("--max-tokens", "practice_max_tokens", type=click.IntRange(min=1), default=None,
+              help="With --self: the longest sampled answer (default: the specialist's generation.max_tokens).")
+@click.option("--imitate-cut", is_flag=True,
+              help="With --self: also imitate accepted answers cut at --max-tokens (a model that rarely stops).")
 @click.option("--wait", is_flag=True, help="If a learn of SPECIALIST is running, wait for it instead of refusing.")
 @click.option("--json", "as_json", is_flag=True, help="With status: one JSON object per specialist; with history: per version.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None,
@@ -84,8 +100,8 @@ class LearnCommand(click.Command):
               help="With --watch: seconds between checks of the schedule.")
 @plan_options(LearnPlan, LEARN_GROUPS, exclude=SET_BY_LEARN)
 @click.pass_context
-def learn(ctx, specialist, which, more, objective, heldout, min_reward, no_verify, wait, as_json, watch, once, interval,
-          **options):
+def learn(ctx, specialist, which, more, objective, heldout, min_reward, no_verify, self_practice, prompts, k, temperature,
+          practice_max_tokens, imitate_cut, wait, as_json, watch, once, interval, **options):
     from aeth.evals.runner import PROGRESS_WITHOUT_TTY
     from aeth.learning.run import learn as run_learn
 
@@ -116,10 +132,12 @@ def learn(ctx, specialist, which, more, objective, heldout, min_reward, no_verif
     if which is not None:
         raise click.UsageError(f"unexpected argument {which!r}: aeth learn takes one SPECIALIST")
     values = _plan_values(ctx, options)
+    practice = dict(prompts=prompts, k=k, temperature=temperature, seed=values.get("seed") or 0,
+                    max_tokens=practice_max_tokens, imitate_cut=imitate_cut) if self_practice else None
     token = PROGRESS_WITHOUT_TTY.set("lines")  # the gate's evals take minutes: say how far they are, in CI too
     try:
         result = run_learn(app, specialist, objective=objective, heldout=heldout, min_reward=min_reward,
-                           verify=not no_verify, resume=options["resume"], wait=wait,
+                           verify=not no_verify, resume=options["resume"], wait=wait, practice=practice,
                            echo=lambda line: click.echo(line, err=True), **values)
     finally:
         PROGRESS_WITHOUT_TTY.reset(token)

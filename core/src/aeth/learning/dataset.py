@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from aeth.datasets import DatasetError
-from aeth.learning.feedback import DROP_REASONS, dedupe, is_reward, pair_ids, records_from_feedback
+from aeth.learning.feedback import DROP_REASONS, Item, dedupe, is_reward, pair_ids, records_from_feedback
 
-__all__ = ["OBJECTIVES", "Draft", "LearnDataset", "build_dataset", "choose_objective", "collect", "list_datasets",
+__all__ = ["OBJECTIVES", "Draft", "LearnDataset", "build_dataset", "choose_objective", "collect", "draft_from_items", "list_datasets",
            "load", "objectives_supported", "split_heldout", "training_data", "used_feedback",
            "write"]
 
@@ -191,11 +191,26 @@ def collect(app: Any, specialist: str, *, heldout: float = 0.2, min_reward: floa
     wanted |= {i for f in rows if f.kind == "preference" for i in pair_ids(f) or ()}
     interactions = app.store.get_many(wanted)
     got = records_from_feedback(rows, interactions, system_prompt=system_prompt, min_reward=min_reward)
-    items, duplicates = dedupe(got.items)
+    kinds: dict[str, int] = {}
+    for f in rows:
+        kind = "reward" if is_reward(f) else f.kind
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return draft_from_items(home, specialist, got.items, heldout=heldout, dropped=got.dropped, card={
+        "source": "feedback", "settings": {"heldout": heldout, "min_reward": min_reward},
+        "feedback_kinds": dict(sorted(kinds.items())), "feedback": [f.id for f in rows],
+        "interactions": sorted(interactions), "comments": got.comments})
+
+
+def draft_from_items(home: Path | str, specialist: str, items: list[Item], *, heldout: float, dropped: dict[str, int],
+                     card: dict[str, Any]) -> Draft | None:
+    """A :class:`Draft` of ``items`` (records from feedback or from self-practice): duplicates
+    dropped, a held-out share split off by prompt (:func:`split_heldout`, keeping the sides earlier
+    versions under ``home`` chose), counted; ``card`` adds what the source says about itself
+    (``source``, ``settings``, ``feedback``...). ``None`` when no item is left."""
+    items, duplicates = dedupe(items)
     if not items:
         return None
-    sides = _sides(home, specialist)
-    held = split_heldout([it.prompt_key for it in items], heldout, sides)
+    held = split_heldout([it.prompt_key for it in items], heldout, _sides(home, specialist))
     train: dict[str, list[dict[str, Any]]] = {o: [] for o in OBJECTIVES}
     held_out: list[dict[str, Any]] = []
     for it in items:
@@ -203,22 +218,16 @@ def collect(app: Any, specialist: str, *, heldout: float = 0.2, min_reward: floa
             held_out.append({"objective": it.objective, **it.record})
         else:
             train[it.objective].append(it.record)
-    kinds: dict[str, int] = {}
-    for f in rows:
-        kind = "reward" if is_reward(f) else f.kind
-        kinds[kind] = kinds.get(kind, 0) + 1
     keys = sorted({it.prompt_key for it in items})
     card = {
-        "format": FORMAT, "specialist": specialist, "settings": {"heldout": heldout, "min_reward": min_reward},
+        "format": FORMAT, "specialist": specialist, **card,
         "records": {"train": {o: len(train[o]) for o in OBJECTIVES},
                     "heldout": {o: sum(r["objective"] == o for r in held_out) for o in OBJECTIVES}},
         "kto_labels": {"train": _labels(train["kto"]), "heldout": _labels([r for r in held_out if r["objective"] == "kto"])},
-        "feedback_kinds": dict(sorted(kinds.items())),
-        "dropped": dict(sorted({**got.dropped, **({"duplicate": duplicates} if duplicates else {})}.items())),
+        "dropped": dict(sorted({**dropped, **({"duplicate": duplicates} if duplicates else {})}.items())),
         "drop_reasons": DROP_REASONS,
         "prompts": {"train": [k for k in keys if k not in held], "heldout": [k for k in keys if k in held]},
-        "feedback": [f.id for f in rows], "interactions": sorted(interactions),
-        "comments": got.comments,
+        "feedback": card.get("feedback", []), "interactions": card.get("interactions", []),
     }
     draft = Draft(specialist, train, held_out, card)
     card["objectives"] = objectives_supported(draft)
@@ -352,10 +361,16 @@ def _readme(card: dict[str, Any]) -> str:
     train, held = card["records"]["train"], card["records"]["heldout"]
     rows = "\n".join(f"| {o.upper()} | {train[o]} | {held[o]} |" for o in OBJECTIVES)
     dropped = ", ".join(f"{k} {v}" for k, v in card["dropped"].items()) or "none"
-    kinds = ", ".join(f"{k} {v}" for k, v in card["feedback_kinds"].items())
-    return (f"# {card['specialist']} {card['version']}: a learn dataset from feedback\n\n"
-            f"Built {card['created']} by aeth {card['aeth_version']} from {len(card['feedback'])} new feedback rows "
-            f"({kinds}) on {len(card['interactions'])} answers.\n\n"
+    practice = card.get("practice")
+    if practice:  # self-practice (aeth.learning.practice): sampled answers the verifier judged
+        source = (f"self-practice: {practice['prompts']} practice prompts, {practice['k']} answers each sampled by "
+                  f"{practice['adapter'] or 'the bare base model'} at temperature {practice['temperature']} (seed "
+                  f"{practice['seed']}), judged by the verifier: {practice['accepted']} of {practice['samples']} accepted")
+    else:
+        kinds = ", ".join(f"{k} {v}" for k, v in card["feedback_kinds"].items())
+        source = f"{len(card['feedback'])} new feedback rows ({kinds}) on {len(card['interactions'])} answers"
+    return (f"# {card['specialist']} {card['version']}: a learn dataset from {'self-practice' if practice else 'feedback'}\n\n"
+            f"Built {card['created']} by aeth {card['aeth_version']} from {source}.\n\n"
             f"| objective | train | held out |\n|---|---|---|\n{rows}\n\n"
             f"Prompts: {len(card['prompts']['train'])} train, {len(card['prompts']['heldout'])} held out "
             f"(share {card['settings']['heldout']}). Dropped: {dropped}. Objectives it supports: "

@@ -38,10 +38,13 @@ def decide(suite: tuple[float, float] | None, heldout: dict[str, tuple[float, fl
 
 
 def learning_record(version: Any, dataset: Any, objective: str) -> dict:
-    """The manifest's ``learning`` entry: what the objective recorded, plus the dataset version and
-    the feedback (and answers) it learnt from."""
+    """The manifest's ``learning`` entry: what the objective recorded, plus the dataset version, its
+    source (``feedback`` or ``self-practice``, with the card's ``practice`` entry) and the feedback
+    (and answers) it learnt from."""
     return {**version.manifest.get("learning", {}), "objective": objective, "dataset": dataset.version,
-            "dataset_path": str(dataset.path), "feedback": dataset.feedback_ids,
+            "dataset_path": str(dataset.path), "source": dataset.card.get("source", "feedback"),
+            **({"practice": dataset.card["practice"]} if "practice" in dataset.card else {}),
+            "feedback": dataset.feedback_ids,
             "interactions": list(dataset.card.get("interactions", []))}
 
 

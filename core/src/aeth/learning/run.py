@@ -69,8 +69,12 @@ class LearnResult:
 
 def learn(app: Any, specialist: Any, *, objective: str = "auto", heldout: float = 0.2, min_reward: float = 1.0,
           verify: bool = True, resume: str | None = None, wait: bool = False, progress: bool = True,
-          echo: Callable[[str], None] | None = None, **settings: Any) -> LearnResult:
-    """Learn ``specialist`` (a name or :class:`~aeth.specialist.Specialist`) from its new feedback.
+          echo: Callable[[str], None] | None = None, practice: dict[str, Any] | None = None,
+          **settings: Any) -> LearnResult:
+    """Learn ``specialist`` (a name or :class:`~aeth.specialist.Specialist`) from its new feedback,
+    or, given ``practice`` (``{}`` for the defaults, else :class:`aeth.learning.practice.PracticeSettings`
+    fields), from self-practice: answers it samples to its practice prompts, judged by its verifier
+    (:func:`aeth.learning.practice.self_draft`; no feedback is consumed, no logged answer verified).
 
     ``objective`` is ``auto`` (:func:`aeth.learning.dataset.choose_objective`), ``sft``, ``dpo`` or
     ``kto``; ``heldout`` and ``min_reward`` shape the dataset (:func:`aeth.learning.dataset.collect`);
@@ -98,23 +102,28 @@ def learn(app: Any, specialist: Any, *, objective: str = "auto", heldout: float 
             info = _read(unfinished[-1])
             raise AethError(f"learn run {unfinished[-1].name} of {spec.name} (on {info.get('dataset')}) did not finish, "
                             f"and its dataset holds the feedback since: continue it with: aeth learn {spec.name} --resume")
-        if verify and getattr(spec, "verifier", None) is not None:
+        if practice is None and verify and getattr(spec, "verifier", None) is not None:
             from aeth.learning.verify import verify_interactions
 
             counts = verify_interactions(app, spec.name, progress=progress)
             say(f"verifier: {counts.checked} new answers checked, {counts.skipped} it cannot check")
-        return _start(app, spec, objective, heldout, min_reward, settings, progress, say)
+        return _start(app, spec, objective, heldout, min_reward, settings, progress, say, practice)
 
 
 def _start(app: Any, spec: Any, objective: str, heldout: float, min_reward: float, settings: dict, progress: bool,
-           say: Callable[[str], None]) -> LearnResult:
+           say: Callable[[str], None], practice: dict[str, Any] | None = None) -> LearnResult:
     """Build the dataset (only when it can train), the plan and the run directory, then train and judge."""
     from aeth.learning.dataset import collect, objectives_supported, write
     from aeth.training.plan import write_plan
     from aeth.training.runs import new_run_dir
 
     home = app.config.home
-    draft = collect(app, spec.name, heldout=heldout, min_reward=min_reward)
+    if practice is not None:  # self-practice: a draft with its own card (aeth.learning.practice)
+        from aeth.learning.practice import self_draft
+
+        draft = self_draft(app, spec, heldout=heldout, min_reward=min_reward, progress=progress, **practice)
+    else:
+        draft = collect(app, spec.name, heldout=heldout, min_reward=min_reward)
     if draft is None:
         return LearnResult(spec.name, "nothing", _nothing_message(app, spec, min_reward))
     supported = objectives_supported(draft)
@@ -122,6 +131,8 @@ def _start(app: Any, spec: Any, objective: str, heldout: float, min_reward: floa
     if objective != "auto" and objective not in supported:
         raise AethError(f"--objective {objective}: the new feedback of {spec.name} gives no {objective.upper()} records "
                         f"(it supports: {', '.join(supported) or 'none'}); {objective.upper()} needs {NEEDS[objective]}")
+    if chosen is None and practice is not None:
+        return LearnResult(spec.name, "nothing", _practice_message(draft.card["practice"], draft.card["dropped"]))
     if chosen is None:  # nothing written: the rows wait for feedback that completes them
         counts = draft.card["records"]["train"]
         return LearnResult(spec.name, "nothing", f"nothing to learn from: {len(draft.card['feedback'])} feedback rows "
@@ -129,7 +140,10 @@ def _start(app: Any, spec: Any, objective: str, heldout: float, min_reward: floa
                            f"{draft.card['kto_labels']['train']}): KTO needs both good and bad answers, SFT answers to "
                            "imitate, DPO pairs")
     dataset = write(home, draft)
-    say(f"dataset {dataset.version}: {len(dataset.feedback_ids)} feedback rows -> train {_counts(dataset.card['records']['train'])}, "
+    p = dataset.card.get("practice")
+    origin = (f"self-practice, {p['accepted']} of {p['samples']} sampled answers accepted" if p else
+              f"{len(dataset.feedback_ids)} feedback rows")
+    say(f"dataset {dataset.version}: {origin} -> train {_counts(dataset.card['records']['train'])}, "
         f"held out {_counts(dataset.card['records']['heldout'])}; objective {chosen}"
         + (" (auto)" if objective == "auto" else ""))
     active = app.adapters.active(spec.name)
@@ -142,7 +156,8 @@ def _start(app: Any, spec: Any, objective: str, heldout: float, min_reward: floa
     plan = replace(plan, run_dir=new_run_dir(home, spec.name))
     write_plan(plan)  # before learn.json: a run found by --resume always has its plan
     defaults = LearnPlan(base_model="")
-    _write(plan.run_dir, {"format": 1, "specialist": spec.name, "dataset": dataset.version, "objective": chosen,
+    _write(plan.run_dir, {"format": 1, "specialist": spec.name, "dataset": dataset.version,
+                          "source": dataset.card.get("source", "feedback"), "objective": chosen,
                           "objective_asked": objective, "started": _now(),
                           "parent": active.version if active else None,
                           **{k: gate.get(k, getattr(defaults, k)) for k in GATE_SETTINGS}})
@@ -279,6 +294,16 @@ def _nothing_message(app: Any, spec: Any, min_reward: float) -> str:
     why = {**got.dropped, **({"comments": len(got.comments)} if got.comments else {})}
     return (f"nothing to learn from: {len(rows)} feedback rows waiting, none usable ("
             + (", ".join(f"{k} {v}" for k, v in sorted(why.items())) or "no record") + ")")
+
+
+def _practice_message(practice: dict, dropped: dict) -> str:
+    """Why self-practice gave nothing to train on, and what to change."""
+    cut = dropped.get("unfinished", 0)
+    return (f"nothing to learn from: of {practice['samples']} answers sampled to {practice['prompts']} practice prompts, "
+            f"the verifier accepted {practice['accepted']} and checked {practice['checked']}"
+            + (f"; {cut} accepted answers were cut at the length limit and are not imitated (raise it with "
+               "--max-tokens, or --imitate-cut)" if cut else "")
+            + "; no prompt's answers differed in reward (try more --prompts, a larger --k or --temperature)")
 
 
 def _unfinished(run_dir: Path) -> bool:
