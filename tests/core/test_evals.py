@@ -182,7 +182,13 @@ def test_eval_command_runs_saves_lists_and_compares(aeth_home, quiz_plugin):
     assert "on the 3 cases both ran" in compared.stdout
 
 
-def test_eval_command_errors(aeth_home, quiz_plugin):
+def test_eval_command_errors(aeth_home, quiz_plugin, register_plugin):
+    class Chat:
+        @hookimpl
+        def register_specialists(self, register):
+            register(Specialist(name="chat", description="chats", system_prompt="Chat."))
+
+    register_plugin(Chat(), "chat-plugin")
     runner = CliRunner()
     bad = runner.invoke(cli, ["eval", "quizz"])
     assert bad.exit_code == 1 and "Did you mean 'quiz'" in bad.output
@@ -190,7 +196,7 @@ def test_eval_command_errors(aeth_home, quiz_plugin):
     assert same.exit_code == 2 and "pass --temperature" in same.output
     none = runner.invoke(cli, ["eval"])
     assert none.exit_code == 2 and "name a specialist" in none.output
-    nosuite = runner.invoke(cli, ["eval", "general"])
+    nosuite = runner.invoke(cli, ["eval", "chat"])
     assert nosuite.exit_code == 1 and "has no eval suite" in nosuite.output
 
 

@@ -274,7 +274,7 @@ class Aeth:
 
         return Sampling(temperature=pick("temperature", d.temperature), top_p=pick("top_p", d.top_p),
                         top_k=pick("top_k", d.top_k), max_tokens=pick("max_tokens", d.max_tokens),
-                        repetition_penalty=d.repetition_penalty, seed=pick("seed", None))
+                        repetition_penalty=pick("repetition_penalty", d.repetition_penalty), seed=pick("seed", None))
 
     def stream(self, request: Request, *, chat: Any = None, cancel: Callable[[], bool] | None = None) -> Answer:
         """Check, route and start answering ``request``; iterate the result for text.

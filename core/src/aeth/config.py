@@ -133,6 +133,8 @@ KEYS: dict[str, Key] = {
     "generation.temperature": Key(None, _number(float, 0.0, 10.0, optional=True), "sampling temperature (0 = greedy); unset: the specialist's"),
     "generation.top_p": Key(None, _number(float, 0.0, 1.0, optional=True), "nucleus sampling; unset: the specialist's"),
     "generation.top_k": Key(None, _number(int, 0, optional=True), "top-k sampling (0 = off); unset: the specialist's"),
+    "generation.repetition_penalty": Key(None, _number(float, 0.01, 10.0, optional=True),
+                                         "repetition penalty (1 = off); unset: the specialist's"),
     "generation.max_tokens": Key(None, _number(int, 1, optional=True), "most tokens to generate; unset: the specialist's"),
     "generation.seed": Key(None, _number(int, 0, optional=True), "random seed for reproducible sampling"),
     "generation.max_input_tokens": Key(131072, _number(int, 1),

@@ -25,9 +25,12 @@ from aeth.cli.root import cli, cli_app
 @click.option("--show", type=click.IntRange(0), default=0, metavar="N", help="Also print the N lowest-scoring cases.")
 @click.option("--list", "list_runs", is_flag=True, help="List saved reports (of SPECIALIST, if given).")
 @click.option("--compare", nargs=2, metavar="A B", help="Compare two saved reports (run ids or files): B against A.")
+@click.option("--sweep", is_flag=True, help="Choose sampling defaults by this suite: try greedy and sampled settings on "
+              "half the cases (--limit N each half, --samples N per sampled case, default 3), report the best and "
+              "the current defaults on the other half.")
 @click.pass_context
 def eval_cmd(ctx, specialist, limit, samples, temperature, max_tokens, seed, base, as_json, output, no_save, show,
-             list_runs, compare):
+             list_runs, compare, sweep):
     """Run SPECIALIST's eval suite and print its scores; save the report for later comparison.
 
     \b
@@ -37,6 +40,7 @@ def eval_cmd(ctx, specialist, limit, samples, temperature, max_tokens, seed, bas
       aeth eval reasoning --json           the whole report as JSON
       aeth eval --list                     saved reports, newest last
       aeth eval --compare 2026 2026113     B against A, per benchmark and case by case
+      aeth eval general --sweep            which temperature / top-p / repetition penalty scores best
     """
     app = cli_app(ctx)
     cfg = app.config
@@ -50,6 +54,12 @@ def eval_cmd(ctx, specialist, limit, samples, temperature, max_tokens, seed, bas
         return
     if not specialist:
         raise click.UsageError("name a specialist to evaluate (see `aeth specialists`), or use --list / --compare")
+    if sweep:
+        if temperature is not None or max_tokens or output or show:
+            raise click.UsageError("--sweep tries its own settings and saves no report: drop --temperature, "
+                                   "--max-tokens, --output and --show")
+        _sweep(app, specialist, limit, samples or 3, base, as_json)
+        return
     report = _run(app, specialist, limit, samples, temperature, max_tokens, seed, base)
     path = None if no_save else store.save(report, cfg.home, output)
     if as_json:
@@ -102,6 +112,30 @@ def _run(app, name, limit, samples, temperature, max_tokens, seed, base):
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     return report
+
+
+def _sweep(app, name, limit, samples, base, as_json) -> None:
+    from aeth.evals.sweep import sweep
+
+    spec = app.specialist(name)
+    if base:
+        spec = replace(spec, base_model=base)
+    result = sweep(app, spec, samples=samples, limit=limit, adapter="base" if base else None,
+                   echo=None if as_json else (lambda line: click.echo(line, err=True)))
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+        return
+    click.echo(f"{spec.name}: chosen {result.chosen.label}: {result.check_chosen:.3f} on {result.check_cases} check cases; "
+               f"current defaults {result.current.label}: {result.check_current:.3f}")
+    if result.sampled_vs_greedy_p is not None:
+        click.echo(f"best sampled vs best greedy on the tune cases: sign test p = {result.sampled_vs_greedy_p:.3f} "
+                   "(sampling is chosen only when better with p < 0.05)")
+    if result.chosen != result.current:
+        c = result.chosen
+        click.echo(f"to use it: GenerationDefaults(temperature={c.temperature:g}, top_p={c.top_p:g}, "
+                   f"repetition_penalty={c.repetition_penalty:g}) in the specialist's plugin, or for every specialist "
+                   f"-o generation.temperature={c.temperature:g} -o generation.top_p={c.top_p:g} "
+                   f"-o generation.repetition_penalty={c.repetition_penalty:g}")
 
 
 def _model_meta(loaded) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -100,14 +100,17 @@ def limited(suite: EvalSuite, limit: int | None) -> EvalSuite:
     if limit < 1:
         raise SpecialistError(f"--limit must be at least 1, got {limit}")
 
-    def cases() -> Iterator[EvalCase]:
-        by_group: dict[str, list[EvalCase]] = {}
-        for case in suite.cases():
-            by_group.setdefault(case.group, []).append(case)
-        ordered = (c for row in itertools.zip_longest(*by_group.values()) for c in row if c is not None)
-        return itertools.islice(ordered, limit)
+    return replace(suite, cases=lambda: round_robin(suite.cases(), limit))
 
-    return replace(suite, cases=cases)
+
+def round_robin(cases: Iterable[EvalCase], limit: int | None) -> list[EvalCase]:
+    """At most ``limit`` of ``cases`` (all with None), taken in turn from each group (benchmark),
+    each group's own order kept."""
+    by_group: dict[str, list[EvalCase]] = {}
+    for case in cases:
+        by_group.setdefault(case.group, []).append(case)
+    ordered = (c for row in itertools.zip_longest(*by_group.values()) for c in row if c is not None)
+    return list(itertools.islice(ordered, limit))
 
 
 def _ask(model: Callable[..., str], case: EvalCase, sample: int, samples: int) -> str:
