@@ -212,3 +212,19 @@ def test_ctrl_c_stops_the_reply_not_the_session(aeth_home, tiny_model_dir):
     assert "2 turns" not in out and "1 turns" in out  # the session went on to /stats
     record = [json.loads(line) for line in next((aeth_home / "chats").glob("*.jsonl")).read_text().splitlines()][-1]
     assert record["role"] == "assistant" and record["interrupted"] is True and record["content"]
+
+
+@pytest.mark.parametrize("options", [(), ("--temperature", "1.0", "--top-p", "1.0")])
+def test_the_first_turn_of_a_chat_answers_as_aeth_run_does(aeth_home, tiny_model_dir, options):
+    """Same prompt, specialist and seed: `aeth chat`'s first reply is `aeth run`'s answer, token
+    for token (the specialist's defaults, then sampled at temperature 1, where any difference in
+    the prompt, the seed or the sampling would show)."""
+    question = "What is the capital of France?"
+    settings = ("--specialist", "general", "--seed", "7", "--max-tokens", "12", *options)
+    env = {**os.environ, "AETH_HOME": str(aeth_home), "OMP_NUM_THREADS": "1", "AETH_LOAD_PLUGINS": ""}
+    ran = subprocess.run([AETH, "-o", f"model.default={tiny_model_dir}", "-o", "model.threads=1", "run", "--quiet",
+                          *settings, question], env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    out, err = chat(aeth_home, tiny_model_dir, "--quiet", *settings).communicate(question + "\n/exit\n", timeout=300)
+    answer = ran.stdout.strip()
+    assert answer and out.split("\n")[0].strip() == answer, (out, err)  # split("\n"): tiny-model text may hold \x0c
