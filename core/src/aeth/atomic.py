@@ -40,17 +40,7 @@ def fsync_tree(root: Path) -> None:
 
 def write_text(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` atomically: temp file beside it, fsync, rename, fsync the dir."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    write_bytes(path, text.encode("utf-8"))
 
 
 def write_bytes(path: Path, data: bytes) -> None:
