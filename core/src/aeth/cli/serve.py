@@ -75,6 +75,9 @@ def serve(ctx, log_level, **values):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((settings.host, settings.port))
+        # listening before "serving on" is printed: a client that connects at once waits in the
+        # backlog until uvicorn accepts, instead of being refused while the app starts up
+        sock.listen(2048)
     except OSError as e:
         raise click.ClickException(f"cannot listen on {settings.host}:{settings.port}: {e.strerror} "
                                    "(choose another with --port)") from None
