@@ -3,6 +3,7 @@ suite and held-out feedback -> promotion (undone by rollback); nothing to learn,
 objectives, one learn per specialist (a lock the OS frees when its holder dies), resume after a
 kill, and ``aeth learn status``. All on the tiny model."""
 
+import contextlib
 import json
 import os
 import signal
@@ -127,20 +128,28 @@ def test_nothing_to_learn_and_unsupported_objectives(learner):
     assert "feedback waiting  3 rows" in aeth("learn", "status", "adder").output
 
 
-def test_one_learn_per_specialist_and_a_killed_holder_frees_the_lock(learner, aeth_home):
+@contextlib.contextmanager
+def lock_held_elsewhere(home, specialist="adder"):
+    """Another process holding ``specialist``'s learn lock until the block ends, then SIGKILLed
+    (so the lock is released by the OS, as after a crash); yields that process."""
     holder = subprocess.Popen([sys.executable, "-c",
-                               "import sys, time\nfrom aeth.learning.lock import learn_lock\n"
-                               f"with learn_lock({str(aeth_home)!r}, 'adder'):\n"
+                               "import time\nfrom aeth.learning.lock import learn_lock\n"
+                               f"with learn_lock({str(home)!r}, {specialist!r}):\n"
                                "    print('held', flush=True)\n    time.sleep(600)\n"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        out = aeth("learn", "adder")
-        assert out.exit_code == 1 and f"a learn of adder is running (pid {holder.pid}, started " in out.output
-        assert f"yes (pid {holder.pid}" in aeth("learn", "status", "adder").output
+        yield holder
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
+
+
+def test_one_learn_per_specialist_and_a_killed_holder_frees_the_lock(learner, aeth_home):
+    with lock_held_elsewhere(aeth_home) as holder:
+        out = aeth("learn", "adder")
+        assert out.exit_code == 1 and f"a learn of adder is running (pid {holder.pid}, started " in out.output
+        assert f"yes (pid {holder.pid}" in aeth("learn", "status", "adder").output
     out = aeth("learn", "adder")
     assert out.exit_code == 0 and "nothing to learn from" in out.output
     assert "learn running     no" in aeth("learn", "status", "adder").output

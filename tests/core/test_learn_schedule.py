@@ -21,7 +21,7 @@ from aeth.learning.schedule import Rule, decide, rule, rules
 from aeth.models.adapters import AdapterStore
 
 from . import test_learn
-from .test_learn import FAST, aeth, corrections
+from .test_learn import FAST, aeth, corrections, lock_held_elsewhere
 
 learner = test_learn.learner  # the tiny-model ``adder`` specialist fixture, shared
 
@@ -131,20 +131,11 @@ def test_watch_once_learns_a_due_specialist_once_then_nothing_and_resumes_an_unf
 
 def test_a_held_lock_makes_once_skip_the_specialist(learner, aeth_home):
     corrections(learner, [(1, 1), (2, 2)])
-    holder = subprocess.Popen([sys.executable, "-c",
-                               "import time\nfrom aeth.learning.lock import learn_lock\n"
-                               f"with learn_lock({str(aeth_home)!r}, 'adder'):\n"
-                               "    print('held', flush=True)\n    time.sleep(600)\n"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held_elsewhere(aeth_home) as holder:
         out = aeth("-o", "learn.every_feedback=1", "learn", "--once", "adder")
         assert out.exit_code == 0, out.output
         assert f"adder: skipped: a learn is running (pid {holder.pid}) in another process" in out.output
         assert learn_runs(aeth_home, "adder") == []
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
 
 
 def test_sigterm_stops_a_watcher_between_runs(aeth_home):
