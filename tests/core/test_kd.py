@@ -319,6 +319,9 @@ def test_distill_train_command(aeth_home, register_plugin, tiny_model_dir, teach
     assert api.exit_code == 1
     assert ("logit distillation needs the teacher's token distributions; API teachers give text: use aeth distill collect"
             in api.output)
+    # a specialist teacher answers in text too (its adapter over its base)
+    spec = runner.invoke(cli, [*common, "--teacher", "specialist:adder"])
+    assert spec.exit_code == 1 and "aeth distill collect adder --teacher specialist:adder" in spec.output
     # a model with another vocabulary, named by its directory
     other, first = swapped_tokenizer_model(tiny_model_dir, tmp_path / "other")
     bad = runner.invoke(cli, [*common, "--teacher", str(other)])

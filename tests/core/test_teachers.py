@@ -471,3 +471,40 @@ def test_a_bad_config_entry_is_a_config_error_naming_its_keys(configure):
     with pytest.raises(ConfigError) as err:
         get_teacher(app, "leaky")
     assert "teachers.leaky.api_key_env" in str(err.value) and "sk-live-key-by-mistake" not in str(err.value)
+
+
+# ---- a specialist as the teacher ----------------------------------------------------------------
+
+
+def test_a_specialist_teaches_as_it_serves_and_never_mixes_versions(configure, tiny_model_dir, aeth_home, tmp_path):
+    from aeth.distill.collect import CollectPlan, Options, collect
+    from aeth.request import Request
+    from aeth.testing import adder_specialist, build_lora
+
+    app = configure(overrides=(f"model.default={tiny_model_dir}", "model.threads=1", "model.dtype=float32"))
+    base = get_teacher(app, "specialist:general")
+    assert base.model == "aeth:general@base" and base.local
+    before = ask(base, max_tokens=8)
+    app.adapters.add("general", build_lora(tiny_model_dir, tmp_path / "lora"), {"base_model": str(tiny_model_dir)})
+    app.adapters.activate("general", "v0001")  # e.g. aeth learn promoted it
+    with pytest.raises(TeacherError, match="active version changed from base to v0001-") as err:
+        ask(base)  # built at base: answering as v0001 would mix two versions under one cache key
+    assert not err.value.retryable
+    teacher = get_teacher(app, "specialist:general")
+    version = app.adapters.active("general").version
+    assert teacher.model == f"aeth:general@{version}"
+    got = ask(teacher, max_tokens=8)
+    served = app.run(Request(prompt=MESSAGES[-1]["content"], specialist="general", max_tokens=8, temperature=0.0))
+    assert got.text == served.text and served.adapter == version  # what `aeth run --specialist general` answers
+    assert (got.tokens_in, got.tokens_out) == (served.tokens_in, served.tokens_out)
+    assert got.text != before.text  # the promoted adapter answers, not the bare base
+    # collection with it: free (a local model) and kept apart from the base's answers by the version
+    folder, totals = collect(teacher, adder_specialist(), CollectPlan(specialist="adder", teacher=teacher.name,
+                             model=teacher.model, n=3, max_tokens=4, temperature=0.0, seed=0), aeth_home, Options())
+    assert totals.done == 3 and totals.cost == 0.0 and ":" not in folder.name
+    with pytest.raises(AethError, match="unknown specialist 'nobody'"):
+        get_teacher(app, "specialist:nobody")
+    with pytest.raises(AethError, match="takes no --model"):
+        get_teacher(app, "specialist:general", model="other")
+    with pytest.raises(AethError, match=r"specialist:NAME for one of your specialists"):
+        get_teacher(app, "nosuch")

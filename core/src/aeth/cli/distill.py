@@ -23,6 +23,7 @@ def distill():
       aeth distill collect coding --teacher openai --n 2000
       aeth distill collect coding --teacher ollama --model qwen2.5:7b --n 500
       aeth distill collect writing --teacher local --n 100        the offline default model
+      aeth distill collect reasoning --teacher specialist:coding  your coding specialist's active version
       aeth distill prices                                         the price table and where to edit it
       aeth train coding                                           trains on what was collected
       aeth distill train coding --teacher ./bigger-smollm2        logit distillation from a local model
@@ -37,7 +38,7 @@ def distill():
 
 @distill.command()
 @click.argument("specialist")
-@click.option("--teacher", required=True, metavar="NAME", help="A registered teacher (see `aeth plugins --all`) or one from `teachers.<name>` config.")
+@click.option("--teacher", required=True, metavar="NAME", help="A registered teacher (see `aeth plugins --all`), one from `teachers.<name>` config, or specialist:NAME (one of your specialists, at its active version).")
 @click.option("--model", metavar="ID", help="Ask the teacher for this model instead of its default.")
 @click.option("--base-url", metavar="URL", help="Send an OpenAI-compatible or Anthropic teacher's requests here.")
 @click.option("-n", "--n", "n", type=click.IntRange(1), default=2000, show_default=True, help="Prompts to answer.")
@@ -81,7 +82,7 @@ def collect(ctx, specialist, teacher, model, base_url, n, max_tokens, temperatur
         click.echo(str(done))
         return
     table, table_path = prices(home)
-    if chosen.model not in table and not getattr(chosen, "model_name", None):
+    if chosen.model not in table and not getattr(chosen, "local", False):
         click.secho(f"no price for {chosen.model!r}: tokens are counted, cost is not (add it to {table_path})",
                     err=True, fg="yellow")
     stop = threading.Event()

@@ -37,12 +37,17 @@ def prepare_teacher(app, spec, cfg, values: dict) -> None:
     A registered teacher must name a local model (``model_name``); one that only answers in text
     (an API teacher) is refused. Anything else is taken as a model reference aeth resolves.
     """
+    from aeth.distill.teachers import SPECIALIST_PREFIX
     from aeth.errors import AethError, ModelError
 
     name = values.get("teacher")
     if not name:
         raise AethError(f"--teacher NAME is required: a local teacher or a model (or continue a run with "
                         f"aeth distill train {spec.name} --resume)")
+    if name.startswith(SPECIALIST_PREFIX):
+        raise AethError(f"--teacher {name}: a specialist teacher answers in text (its adapter on its base); logit "
+                        f"distillation needs a bare model's token distributions: use aeth distill collect {spec.name} "
+                        f"--teacher {name}")
     teachers = app.teachers()
     registered = teachers.get(name)
     if registered is not None:

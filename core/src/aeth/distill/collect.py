@@ -252,7 +252,7 @@ class RateLimiter:
 
 
 def run_dir(home: Path, plan: CollectPlan) -> Path:
-    return Path(home) / "distill" / plan.specialist / f"{plan.teacher}-{plan.key()}"
+    return Path(home) / "distill" / plan.specialist / f"{plan.teacher.replace(':', '-')}-{plan.key()}"
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
@@ -312,7 +312,7 @@ class _Collection:
         recorded = read_results(self.folder / "results.jsonl")
         self.done = {r["index"] for r in recorded}
         self.table, _ = prices(home)
-        if getattr(teacher, "model_name", None):  # a local model costs nothing per token
+        if getattr(teacher, "local", False):  # a local model costs nothing per token
             self.table[plan.model] = (0.0, 0.0)
         self.totals = Totals(target=len(self.prompts), done=len(self.done))
         for r in recorded:

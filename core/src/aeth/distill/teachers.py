@@ -330,6 +330,7 @@ class LocalTeacher:
     model_name: str
     #: the :class:`~aeth.app.Aeth` whose model pool holds the model
     app: Any = field(default=None, repr=False, compare=False)
+    local = True  #: answers on this machine: no price per token
 
     @property
     def model(self) -> str:
@@ -363,6 +364,61 @@ class LocalTeacher:
         return Completion(text, stats["tokens_in"], stats["tokens_out"], stats["finish_reason"])
 
 
+@dataclass
+class SpecialistTeacher:
+    """One of this installation's specialists as a teacher: its active adapter version, its system
+    prompt and its generation defaults answer, exactly as ``aeth run --specialist NAME`` would.
+
+    This is how a version that ``aeth learn`` promoted teaches another specialist. ``model`` is
+    ``aeth:NAME@VERSION`` (``@base`` without an adapter), fixed when the teacher is built, so the
+    response cache never mixes the answers of two versions. The student's system prompt is
+    replaced by the teacher's own; earlier turns are kept. Answers come in text, as from an API
+    teacher (logit distillation needs a bare model: the ``local`` teacher).
+    """
+
+    name: str
+    specialist: str
+    app: Any = field(default=None, repr=False, compare=False)
+    version: str = "base"  #: the active version when the teacher was built
+    local = True  #: answers on this machine: no price per token
+
+    @property
+    def model(self) -> str:
+        """``aeth:NAME@VERSION``: which specialist and version answer (part of every cache key)."""
+        return f"aeth:{self.specialist}@{self.version}"
+
+    def complete(self, messages: list[dict[str, str]], *, max_tokens: int, temperature: float, timeout: float,
+                 seed: int | None = None, top_p: float | None = None) -> Completion:
+        """Answer ``messages`` once as the specialist (its active version must still be ``version``)."""
+        from aeth.request import Request
+
+        active = self.app.adapters.active(self.specialist)
+        if (active.version if active else "base") != self.version:
+            raise TeacherError(f"teacher {self.name!r}: {self.specialist}'s active version changed from {self.version} to "
+                               f"{active.version if active else 'base'} during the collection; run it again to collect "
+                               "from the new version", retryable=False)
+        turns = [m for m in messages if m["role"] != "system"]
+        if not turns or turns[-1]["role"] != "user":
+            raise TeacherError(f"teacher {self.name!r} needs messages that end with the user's turn", retryable=False)
+        request = Request(prompt=turns[-1]["content"], specialist=self.specialist, history=tuple(turns[:-1]),
+                          max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+        deadline = time.monotonic() + timeout
+        answer = self.app.stream(request, cancel=lambda: time.monotonic() > deadline)
+        answer.text()
+        response = answer.response
+        if response.finish_reason == "cancelled":
+            raise TeacherError(f"teacher {self.name!r} ({self.model}) took longer than {timeout:g}s for one answer; "
+                               "give it more time or fewer max_tokens", retryable=False)
+        return Completion(response.text, response.tokens_in, response.tokens_out, response.finish_reason)
+
+
+def specialist_teacher(app: Any, name: str) -> SpecialistTeacher:
+    """The teacher ``specialist:NAME``: specialist NAME (which must exist) at its active version."""
+    specialist = app.specialist(name).name  # raises the usual "no specialist named ..." with the list
+    active = app.adapters.active(specialist)
+    return SpecialistTeacher(f"specialist:{specialist}", specialist, app, active.version if active else "base")
+
+
 # ---- building and finding teachers -----------------------------------------------------------
 
 #: The teachers every installation has, as ``teachers.<name>`` entries; a config entry of the
@@ -375,6 +431,8 @@ BUILTIN_TEACHERS: dict[str, dict[str, Any]] = {
     "ollama": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1", "model": "llama3.2", "api_key_env": None},
 }
 KINDS = ("openai", "anthropic", "local")
+#: ``--teacher specialist:NAME``: specialist NAME's active version teaches (:class:`SpecialistTeacher`)
+SPECIALIST_PREFIX = "specialist:"
 FIELDS = ("kind", "base_url", "model", "api_key_env")
 _SECRET_FIELDS = ("api_key", "key", "token", "secret", "password", "authorization")
 
@@ -437,13 +495,19 @@ def get_teacher(app: Any, name: str, *, model: str | None = None, base_url: str 
     """
     teachers = app.teachers()
     teacher = teachers.get(name)
+    if teacher is None and name.startswith(SPECIALIST_PREFIX):
+        teacher = specialist_teacher(app, name[len(SPECIALIST_PREFIX):])
     if teacher is None:
         entry = app.config.subtrees("teachers").get(name)
         if entry is None:
-            raise AethError(f"no teacher named {name!r}; teachers: {', '.join(sorted(teachers)) or 'none'} "
-                            f"(add one as teachers.{name} in aeth.yaml: kind, model, base_url, api_key_env)")
+            raise AethError(f"no teacher named {name!r}; teachers: {', '.join(sorted(teachers)) or 'none'}, or "
+                            f"{SPECIALIST_PREFIX}NAME for one of your specialists (add one as teachers.{name} in "
+                            "aeth.yaml: kind, model, base_url, api_key_env)")
         teacher = teacher_from_config(name, entry, app)  # raises the entry's ConfigError
     changes: dict[str, str] = {}
+    if (model or base_url) and isinstance(teacher, SpecialistTeacher):
+        raise AethError(f"teacher {name!r} is a specialist at its active version ({teacher.model}); it takes no --model "
+                        "or --base-url (activate another version with aeth adapters activate)")
     if model:
         changes["model_name" if isinstance(teacher, LocalTeacher) else "model"] = model
     if base_url:
