@@ -38,7 +38,8 @@ def distill():
 
 @distill.command()
 @click.argument("specialist")
-@click.option("--teacher", required=True, metavar="NAME", help="A registered teacher (see `aeth plugins --all`), one from `teachers.<name>` config, or specialist:NAME (one of your specialists, at its active version).")
+@click.option("--teacher", required=True, metavar="NAME", help="A registered teacher (see `aeth plugins --all`), one from `teachers.<name>` config, "
+              "or specialist:NAME (one of your specialists, at its active version).")
 @click.option("--model", metavar="ID", help="Ask the teacher for this model instead of its default.")
 @click.option("--base-url", metavar="URL", help="Send an OpenAI-compatible or Anthropic teacher's requests here.")
 @click.option("-n", "--n", "n", type=click.IntRange(1), default=2000, show_default=True, help="Prompts to answer.")
