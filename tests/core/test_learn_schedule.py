@@ -67,6 +67,22 @@ def test_hours_since_the_last_learn_on_a_fake_clock_and_never_from_nothing():
     assert decide("coding", Rule(None, 2), {"waiting": 0, "last": None}, T0).reason == "2 h after the first new feedback row"
 
 
+def test_self_practice_is_due_on_the_hours_alone_and_feedback_still_comes_first():
+    r = Rule(every_feedback=10, every_hours=24)
+    never = decide("coding", r, {"waiting": 0}, T0, practice=True)
+    assert never.due and (never.action, never.reason) == ("practice", "self-practice: it never learnt")
+    assert decide("coding", r, {"waiting": 0}, T0).action == "wait"  # without --self nothing waiting is never due
+    entry = {"waiting": 0, "last": finished()}
+    early = decide("coding", r, entry, T0 + timedelta(hours=23), practice=True)
+    assert not early.due and early.reason == "after 10 more feedback rows or self-practice at 2026-12-02 18:00 UTC"
+    late = decide("coding", r, entry, T0 + timedelta(hours=24), practice=True)
+    assert late.action == "practice" and late.reason == "self-practice: 24 h since its last learn ended"
+    rows = decide("coding", r, {"waiting": 10, "last": finished()}, T0 + timedelta(hours=25), practice=True)
+    assert rows.action == "learn"  # feedback waiting is learnt from first
+    off = decide("coding", Rule(every_feedback=10, every_hours=None), {"waiting": 0}, T0, practice=True)
+    assert not off.due  # no time trigger, no self-practice
+
+
 def test_unfinished_runs_resume_a_held_lock_waits_and_both_triggers_off_is_never():
     r = Rule(10, 24)
     unfinished = {"waiting": 0, "last": {"run": "r1", "outcome": None}}

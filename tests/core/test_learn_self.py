@@ -5,6 +5,7 @@ answers do and some do not."""
 
 import json
 import re
+import time
 from dataclasses import replace
 
 import pytest
@@ -135,3 +136,29 @@ def test_a_specialist_without_practice_gets_a_clear_error(app):
         self_draft(app, "plain", progress=False)
     out = CliRunner().invoke(cli, ["learn", "plain", "--self"])
     assert out.exit_code != 0 and "Specialist(practice=..., verifier=...)" in out.output
+
+
+def test_watch_self_practises_when_its_hours_pass_and_refuses_a_specialist_that_cannot(app, aeth_home, monkeypatch):
+    from aeth.learning import watch
+
+    monkeypatch.setattr(watch, "lower_priority", lambda nice=watch.NICE: nice)  # never renice pytest itself
+
+    def once(*overrides):
+        return CliRunner().invoke(cli, ["-o", "model.dtype=float32", "-o", "model.threads=1", *overrides, "learn", "--once",
+                                        "practiser", "--self", "--prompts", "4", "--k", "2", "--imitate-cut", *FAST])
+
+    first = once()  # named: without names every specialist that can practise would, the real coding and reasoning too
+    assert first.exit_code == 0, first.output
+    assert "self-practice when learn.every_hours passes with no feedback waiting: practiser" in first.output
+    assert "practiser: learning: self-practice: it never learnt" in first.output
+    assert [d.card["source"] for d in list_datasets(aeth_home, "practiser")] == ["self-practice"]
+    again = once()
+    assert again.exit_code == 0, again.output
+    assert "practiser: not due: next after 50 more feedback rows or self-practice at " in again.output
+    assert len(learn_runs(aeth_home, "practiser")) == 1
+    time.sleep(1)  # learn.json keeps whole seconds
+    hourly = once("-o", "learn.every_hours=0.0001")  # 0.36 s since the last learn ended: due again
+    assert "practiser: learning: self-practice: 0.0001 h since its last learn ended" in hourly.output, hourly.output
+    assert len(learn_runs(aeth_home, "practiser")) == 2
+    refused = CliRunner().invoke(cli, ["learn", "--once", "--self", "plain"])
+    assert refused.exit_code == 2 and "--self needs practice prompts and a verifier, which plain" in refused.output

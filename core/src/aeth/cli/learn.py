@@ -51,6 +51,7 @@ Examples:
   aeth learn history coding --plot coding.png   its versions; --plot draws the scores (needs matplotlib)
   aeth adapters rollback coding           undo the last promotion
   aeth learn --watch --interval 300       beside aeth serve: learn on schedule, at low CPU priority
+  aeth learn --watch --self               also self-practice every learn.every_hours when no feedback waits
   aeth -o learn.every_feedback=20 learn --once   what a cron job or systemd timer runs
 """
 
@@ -106,12 +107,15 @@ def learn(ctx, specialist, which, more, objective, heldout, min_reward, no_verif
     from aeth.learning.run import learn as run_learn
 
     app = cli_app(ctx)
+    values = _plan_values(ctx, options)
+    practice = dict(prompts=prompts, k=k, temperature=temperature, seed=values.get("seed") or 0,
+                    max_tokens=practice_max_tokens, imitate_cut=imitate_cut) if self_practice else None
     if watch or once:  # aeth.cli.learn_watch
         from aeth.cli.learn_watch import watch as run_watch
 
         run_watch(ctx, app, [n for n in (specialist, which, *more) if n], once, interval, wait, options,
-                  dict(objective=objective, heldout=heldout, min_reward=min_reward, verify=not no_verify,
-                       **_plan_values(ctx, options)))
+                  dict(objective=objective, heldout=heldout, min_reward=min_reward, verify=not no_verify, **values),
+                  practice)
         return
     if specialist is None:
         raise click.UsageError("Missing argument 'SPECIALIST' (or --watch to learn on a schedule).")
@@ -131,9 +135,6 @@ def learn(ctx, specialist, which, more, objective, heldout, min_reward, no_verif
         raise click.UsageError("--plot goes with aeth learn history SPECIALIST")
     if which is not None:
         raise click.UsageError(f"unexpected argument {which!r}: aeth learn takes one SPECIALIST")
-    values = _plan_values(ctx, options)
-    practice = dict(prompts=prompts, k=k, temperature=temperature, seed=values.get("seed") or 0,
-                    max_tokens=practice_max_tokens, imitate_cut=imitate_cut) if self_practice else None
     token = PROGRESS_WITHOUT_TTY.set("lines")  # the gate's evals take minutes: say how far they are, in CI too
     try:
         result = run_learn(app, specialist, objective=objective, heldout=heldout, min_reward=min_reward,

@@ -13,9 +13,10 @@ import click
 
 
 def watch(ctx: click.Context, app, names: list[str], once: bool, interval: float, wait: bool, options: dict,
-          learn_options: dict) -> None:
-    """Run the watcher over ``names`` (empty: every specialist) with ``learn_options`` for each learn;
-    with ``once``, exit 1 when a learn failed (what cron and systemd report)."""
+          learn_options: dict, practice: dict | None = None) -> None:
+    """Run the watcher over ``names`` (empty: every specialist) with ``learn_options`` for each learn
+    (and ``practice`` settings for --self); with ``once``, exit 1 when a learn failed (what cron and
+    systemd report)."""
     from aeth.evals.runner import PROGRESS_WITHOUT_TTY
     from aeth.learning.watch import Watcher, lower_priority
 
@@ -30,7 +31,16 @@ def watch(ctx: click.Context, app, names: list[str], once: bool, interval: float
     def say(line: str) -> None:  # timestamped: a watcher's output is a log
         click.echo(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", err=True)
 
-    watcher = Watcher(app, names or None, interval=interval, echo=say, options=learn_options)
+    watcher = Watcher(app, names or None, interval=interval, echo=say, options=learn_options, practice=practice)
+    if practice is not None:
+        from aeth.learning.schedule import can_practise
+
+        able = [n for n in (watcher.names or sorted(app.specialists())) if can_practise(app.specialist(n))]
+        if watcher.names and len(able) < len(watcher.names):
+            missing = ", ".join(n for n in watcher.names if n not in able)
+            raise click.UsageError(f"--self needs practice prompts and a verifier, which {missing} do(es) not declare "
+                                   "(see docs/learning.md); watch it without --self")
+        say(f"self-practice when learn.every_hours passes with no feedback waiting: {', '.join(able) or 'no specialist can'}")
     niceness = lower_priority()
     if not once:
         say(f"watching {', '.join(watcher.names) if watcher.names else 'every specialist'} every {interval:g} s"

@@ -8,8 +8,11 @@ resumed, since its dataset already holds the feedback), or when feedback waits a
   row when it never learnt),
 
 and nobody holds its learn lock. Nothing waiting is never due: a learn from nothing would only
-say so. ``specialists.<name>.learn_every_feedback`` / ``learn_every_hours`` override the two for
-one specialist; null turns a trigger off (both off: it never learns on its own).
+say so. With self-practice (``aeth learn --watch --self``), a specialist that declares ``practice``
+and ``verifier`` is also due for a ``--self`` learn when nothing waits but T hours have passed since
+its last learn ended (at once when it never learnt): it needs no feedback to learn.
+``specialists.<name>.learn_every_feedback`` / ``learn_every_hours`` override the two for one
+specialist; null turns a trigger off (both off: it never learns on its own).
 
 :func:`decide` is a pure function of a rule, an :func:`aeth.learning.run.status` entry and the
 time, so the rule tests without training; :func:`due` and :func:`next_trigger` apply it to an app.
@@ -24,7 +27,7 @@ from typing import Any
 
 from aeth.errors import ConfigError
 
-__all__ = ["Decision", "Rule", "decide", "due", "next_trigger", "rule", "rules"]
+__all__ = ["Decision", "Rule", "can_practise", "decide", "due", "next_trigger", "rule", "rules"]
 
 #: the config key each field of :class:`Rule` defaults to, and its per-specialist override field
 RULE_KEYS = {"every_feedback": ("learn.every_feedback", "learn_every_feedback"),
@@ -44,7 +47,8 @@ class Rule:
 class Decision:
     """What the schedule says about one specialist now. ``action``: ``learn`` (due: new feedback),
     ``resume`` (due: an unfinished learn run), ``running`` (another process holds its lock),
-    ``wait`` or ``off``; ``reason`` says why in words, ``at`` is when the time trigger fires (UTC)."""
+    ``practice`` (due: a ``--self`` learn, T hours after the last one), ``wait`` or ``off``;
+    ``reason`` says why in words, ``at`` is when the time trigger fires (UTC)."""
 
     specialist: str
     action: str
@@ -54,7 +58,7 @@ class Decision:
     @property
     def due(self) -> bool:
         """Whether the watcher should learn (or resume) this specialist now."""
-        return self.action in ("learn", "resume")
+        return self.action in ("learn", "resume", "practice")
 
 
 def rule(config: Any, specialist: str) -> Rule:
@@ -82,8 +86,9 @@ def rules(app: Any, names: list[str] | None = None) -> dict[str, Rule]:
     return {name: rule(app.config, name) for name in (names if names is not None else sorted(known))}
 
 
-def decide(specialist: str, rule: Rule, entry: dict, now: datetime) -> Decision:
-    """The schedule's decision for one :func:`aeth.learning.run.status` ``entry`` at ``now`` (aware, UTC).
+def decide(specialist: str, rule: Rule, entry: dict, now: datetime, practice: bool = False) -> Decision:
+    """The schedule's decision for one :func:`aeth.learning.run.status` ``entry`` at ``now`` (aware, UTC);
+    ``practice``: the specialist may learn by self-practice when no feedback makes it due.
 
     Reads ``running``, ``last`` (its ``outcome``), ``waiting`` and ``waiting_since`` (ISO time of
     the oldest waiting row) and nothing else, so tests build entries by hand.
@@ -106,6 +111,15 @@ def decide(specialist: str, rule: Rule, entry: dict, now: datetime) -> Decision:
     if waiting and at is not None and now >= at:
         return Decision(specialist, "learn", f"{rows}, {_hours(rule.every_hours)} since "
                         + ("its last learn ended" if outcome else "the oldest one arrived"), at)
+    practice_at = None
+    if practice and rule.every_hours is not None:  # self-practice needs no rows: its clock runs from the last learn only
+        last_end = _parse(outcome.get("at")) if outcome else None
+        if last_end is None:
+            return Decision(specialist, "practice", "self-practice: it never learnt")
+        practice_at = last_end + timedelta(hours=rule.every_hours)
+        if now >= practice_at:
+            return Decision(specialist, "practice", f"self-practice: {_hours(rule.every_hours)} since its last learn ended",
+                            practice_at)
     parts = []
     if rule.every_feedback is not None:
         more = rule.every_feedback - waiting
@@ -117,17 +131,26 @@ def decide(specialist: str, rule: Rule, entry: dict, now: datetime) -> Decision:
             parts.append(f"at {_show(at)}")
         else:
             parts.append(f"at {_show(at)} if a row waits by then" if now < at else "with the next feedback row")
-    return Decision(specialist, "wait", " or ".join(parts), at)
+    if practice_at is not None:
+        parts = [part for part in parts if "if a row waits" not in part] + [f"self-practice at {_show(practice_at)}"]
+    return Decision(specialist, "wait", " or ".join(parts), practice_at or at)
 
 
-def due(app: Any, names: list[str] | None = None, now: datetime | None = None) -> list[Decision]:
-    """The decision for each of ``names`` (default: every registered specialist), due ones and not."""
+def due(app: Any, names: list[str] | None = None, now: datetime | None = None, practice: bool = False) -> list[Decision]:
+    """The decision for each of ``names`` (default: every registered specialist), due ones and not;
+    ``practice``: those that can practise (:func:`can_practise`) may be due for a ``--self`` learn."""
     from aeth.learning.run import status
 
     now = now or datetime.now(timezone.utc)
     chosen = rules(app, names)
     entries = [e for name in chosen for e in status(app, name, schedule=False)]
-    return [decide(e["specialist"], chosen[e["specialist"]], e, now) for e in entries]
+    return [decide(e["specialist"], chosen[e["specialist"]], e, now,
+                   practice and can_practise(app.specialist(e["specialist"]))) for e in entries]
+
+
+def can_practise(spec: Any) -> bool:
+    """Whether ``spec`` declares both ``practice`` (prompts) and ``verifier`` (their judge): what ``--self`` needs."""
+    return getattr(spec, "practice", None) is not None and getattr(spec, "verifier", None) is not None
 
 
 def next_trigger(app: Any, specialist: str, now: datetime | None = None) -> str:

@@ -7,6 +7,7 @@
 
     Watcher(Aeth(), interval=300).run()          # until Ctrl-C / SIGTERM
     Watcher(Aeth(), ["coding"]).run(once=True)   # one check: what cron or a systemd timer calls
+    Watcher(Aeth(), practice={"prompts": 32}).run()  # also self-practice every learn.every_hours
 
 Each round asks the schedule about every watched specialist and learns the due ones one after
 another through :func:`aeth.learning.run.learn` (an unfinished run is resumed, never restarted);
@@ -52,13 +53,17 @@ class Watcher:
     """The loop of ``aeth learn --watch`` over ``names`` (default: every registered specialist).
 
     ``options`` go to each :func:`~aeth.learning.run.learn` (``max_steps``, ``objective``...);
-    ``echo`` receives one line per decision; ``stop`` (set it from another thread, or by a signal)
-    ends the loop between runs.
+    ``practice`` (a dict of :class:`~aeth.learning.practice.PracticeSettings` fields, ``{}`` for the
+    defaults) also learns by self-practice a specialist that can when its time trigger fires with
+    no feedback waiting; ``echo`` receives one line per decision; ``stop`` (set it from another
+    thread, or by a signal) ends the loop between runs.
     """
 
     def __init__(self, app: Any, names: list[str] | None = None, *, interval: float = 60.0,
-                 echo: Callable[[str], None] = print, options: dict[str, Any] | None = None):
+                 echo: Callable[[str], None] = print, options: dict[str, Any] | None = None,
+                 practice: dict[str, Any] | None = None):
         self.app, self.interval, self.echo, self.options = app, interval, echo, dict(options or {})
+        self.practice = practice
         self.names = [app.specialist(n).name for n in names] if names else None  # an unknown name fails now
         self.stop = threading.Event()
         self.learning = False  #: a learn is in progress (a SIGTERM then interrupts its training loop)
@@ -94,7 +99,7 @@ class Watcher:
         from aeth.learning.schedule import due
 
         runs = 0
-        for decision in due(self.app, self.names):
+        for decision in due(self.app, self.names, practice=self.practice is not None):
             name = decision.specialist
             if self.stop.is_set():
                 break
@@ -125,6 +130,7 @@ class Watcher:
         self.learning = True
         try:
             result = learn(self.app, name, resume="latest" if decision.action == "resume" else None,
+                           practice=self.practice if decision.action == "practice" else None,
                            echo=lambda line: self.echo(f"{name}: {line}"), **self.options)
         except LearnLocked as e:  # taken between the check and the learn
             self.echo(f"{name}: skipped: {e}")
