@@ -25,10 +25,19 @@ comparison and in both peers. Sections (``--sections``, comma-separated; all by 
   rejection p99 <= 5 ms (send to the whole error response). Overhead and limits also print the
   server's floor, ``GET /health`` on a kept-alive connection.
 
+- ``learning``: what a learn beside the server costs its answers (issue 13). Sequential 32-token
+  greedy answers (one client) with the server alone, then while an ``aeth train writing``
+  process (``-o model.threads=1``, its own home) trains beside it at niceness 0 and at niceness
+  10 (what ``aeth learn --watch`` / ``--once`` set themselves), interleaved over rounds. It
+  reports the p50/p90 latency of each and the slowdown over alone; the learner is stopped with
+  SIGTERM after each measurement. No goal: on a machine with fewer free cores than the two
+  processes' threads, the server and the learner share CPU, and the figure says how much of it
+  the niceness wins back.
+
 Each section prints a table and one verdict line per goal; the exit code is 0 whatever the
 verdicts (non-zero only when a section crashed).
 
-    python bench/bench_serve.py [--sections overhead,concurrency,plain,llama,durability,limits]
+    python bench/bench_serve.py [--sections overhead,concurrency,plain,llama,durability,limits,learning]
                                 [--quick] [--no-llama] [--threads 2]
 """
 
@@ -65,7 +74,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LLAMA_VENV = ROOT / ".bench" / "llama"
 LLAMA_BUILD_LIMIT_S = 90 * 60  # a build still going after this is stopped and the peer skipped
 AETH = str(Path(sys.executable).with_name("aeth"))
-SECTIONS = ("overhead", "concurrency", "plain", "llama", "durability", "limits")
+SECTIONS = ("overhead", "concurrency", "plain", "llama", "durability", "limits", "learning")
 MODEL = "smollm2-135m-instruct"
 SPECIALISTS = ("general", "coding", "writing", "reasoning", "ecommerce", "elearning")  # not vision: it sees images
 PROMPTS = {
@@ -102,11 +111,13 @@ class Sizes:
     max_queue: int = 8
     queue_extra: int = 8
     long_tokens: int = 200
+    beside_n: int = 12  # answers per condition and round in the learning section
+    beside_rounds: int = 2
 
 
 QUICK = Sizes(overhead_n=5, levels=(1, 8), per_client=1, level_rounds=1, max_tokens=16, peer_rounds=1, peer_per_client=1,
               durability_rounds=3, durability_clients=3, rpm=10, rpm_extra=3, max_concurrent=2, max_queue=2,
-              queue_extra=3, long_tokens=200)
+              queue_extra=3, long_tokens=200, beside_n=3, beside_rounds=1)
 
 
 def say(*parts: Any) -> None:
@@ -882,6 +893,82 @@ def section_limits(ctx: Context) -> None:
 # ---- the run ---------------------------------------------------------------------------------------
 
 
+# ---- 7. learning beside the server ----------------------------------------------------------------
+
+
+def learner(work: Path, nice: int) -> subprocess.Popen:
+    """``aeth train writing`` on one thread in a home of its own, at niceness ``nice``: a learn's CPU
+    load (the training loop) without needing feedback rows; stopped with SIGTERM (it checkpoints)."""
+    home = make_home(work, f"learner-{nice}-{time.monotonic_ns()}")
+    cmd = [AETH, "-o", "model.threads=1", "train", "writing", "--max-steps", "100000", "--no-gate"]
+    log = open(home / "train.log", "w")  # noqa: SIM115  (closed with the process)
+    return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                            env={**os.environ, "AETH_HOME": str(home)}, preexec_fn=(lambda: os.nice(nice)) if nice else None)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def section_learning(ctx: Context) -> None:
+    import httpx
+
+    s = ctx.sizes
+    server = ctx.aeth()
+    ms: dict[str, list[float]] = {"alone": [], "nice 0": [], "nice 10": []}
+    learner_cpu: dict[str, list[float]] = {"nice 0": [], "nice 10": []}
+    with httpx.Client(base_url=server.url, timeout=600) as http:
+
+        def answers(n: int) -> list[float]:
+            out = []
+            for _ in range(n):
+                started = time.perf_counter()
+                http.post("/chat/completions", json=body("general", OVERHEAD_PROMPT, 32, 0.0)).raise_for_status()
+                out.append((time.perf_counter() - started) * 1000)
+            return out
+
+        answers(2)
+        for r in range(s.beside_rounds):
+            for condition in (("alone", "nice 0", "nice 10") if r % 2 == 0 else ("nice 10", "nice 0", "alone")):
+                if condition == "alone":
+                    ms[condition] += answers(s.beside_n)
+                    continue
+                proc = learner(ctx.work, 10 if condition == "nice 10" else 0)
+                try:
+                    deadline = time.monotonic() + 600
+                    while cpu_seconds(proc.pid) < 40 and time.monotonic() < deadline and proc.poll() is None:
+                        time.sleep(1)  # model load and tokenizing done: the training loop runs
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"the learner exited ({proc.returncode}) before the measurement")
+                    before, started = cpu_seconds(proc.pid), time.monotonic()
+                    ms[condition] += answers(s.beside_n)
+                    learner_cpu[condition].append((cpu_seconds(proc.pid) - before) / (time.monotonic() - started))
+                    if proc.poll() is not None:
+                        raise RuntimeError("the learner ended during the measurement")
+                finally:
+                    if proc.poll() is None:
+                        proc.terminate()
+                        try:
+                            proc.wait(timeout=60)
+                        except subprocess.TimeoutExpired:
+                            proc.kill()
+                            proc.wait()
+    alone = statistics.median(ms["alone"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    say(f"\n== 7. learning beside the server: {s.beside_n} x {s.beside_rounds} greedy 32-token answers per condition, "
+        f"server threads {ctx.threads}, learner (aeth train writing) 1 thread, {cores} cores")
+    say(f"{'':28} {'p50 ms':>8} {'p90 ms':>8} {'vs alone':>9} {'learner CPU':>12}")
+    for condition, values in ms.items():
+        p50 = statistics.median(values)
+        cpu = f"{statistics.mean(learner_cpu[condition]):.2f} cores" if condition in learner_cpu else ""
+        say(f"{'server ' + condition if condition == 'alone' else 'beside a learner at ' + condition:28} {p50:8.1f} "
+            f"{percentile(values, 90):8.1f} {p50 / alone:8.2f}x {cpu:>12}")
+    gained = statistics.median(ms["nice 0"]) - statistics.median(ms["nice 10"])
+    verdict(None, f"niceness 10 (the watcher's) wins back {gained:+.1f} ms of p50 against a learner at niceness 0")
+
+
 class Context:
     """What the sections share: sizes, threads, a work directory, and one warm aeth server."""
 
@@ -952,6 +1039,8 @@ def main() -> int:
                     section_durability(ctx)
                 elif name == "limits":
                     section_limits(ctx)
+                elif name == "learning":
+                    section_learning(ctx)
             except Exception:  # noqa: BLE001  (report it, go on with the other sections, exit non-zero)
                 crashed.append(name)
                 say(f"\n== {name}: CRASHED")
