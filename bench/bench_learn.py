@@ -16,8 +16,9 @@ greedily, to report the score; it never reaches a feedback row. Each round, per 
 2. **feedback**, by objective, all from :func:`follows_rule` (the "fixed" answer is
    ``Answer: <true answer>``, what a user who wants the format would type):
    - ``sft``: a failing answer gets a *correction* (the fixed answer), a passing one a thumbs up;
-   - ``dpo``: two sampled answers per question; when exactly one passes, a *preference* for it,
-     else a correction of the first (a correction is a pair: the fix chosen, the answer rejected);
+   - ``dpo``: two sampled answers per question; when exactly one passes, a *preference* for it;
+     when neither does, a correction of the first (a correction is a pair: the fix chosen, the
+     answer rejected); when both do, a thumbs up (which DPO does not use);
    - ``kto``: a thumbs up or down on each answer, alone. The base almost never passes, and KTO
      needs both labels, so each failing answer is followed by the user's own fixed answer to the
      same question, logged as a second answer (an edit-and-resend) and given a thumbs up;
@@ -278,6 +279,9 @@ def give_feedback(app, engine, spec, objective: str, batch: list, seed: int, rnd
             good, bad = (group[0][0], group[1][0]) if ok[0] else (group[1][0], group[0][0])
             app.feedback(bad, "preference", {"chosen": good, "rejected": bad})
             add("preferences")
+        elif objective == "dpo" and all(ok):  # both as wished: the user is content
+            app.feedback(iid, "thumbs", True)
+            add("thumbs_up")
         elif objective == "dpo":
             app.feedback(iid, "correction", fixed(truth))
             add("corrections")
@@ -295,7 +299,8 @@ def give_feedback(app, engine, spec, objective: str, batch: list, seed: int, rnd
 
 def run_users(objective: str, seed: int, base: Path, args, trl_box: dict | None) -> dict:
     """One objective, one seed: round 0, then ``--rounds`` of serve -> feedback -> learn -> gate."""
-    from aeth.learning.run import learn
+    from aeth.errors import AethError
+    from aeth.learning.run import LearnResult, learn
     from aeth.serving.batching import BatchingEngine
 
     users_qs, suite_qs, heldout_qs = pools(args.suite, args.prompts)
@@ -319,7 +324,11 @@ def run_users(objective: str, seed: int, base: Path, args, trl_box: dict | None)
             box: list = []
             started = time.perf_counter()
             with timed_training(box):
-                result = learn(app, spec, objective=objective, verify=False, progress=False, **plan_settings(args, seed, rnd))
+                try:
+                    result = learn(app, spec, objective=objective, verify=False, progress=False,
+                                   **plan_settings(args, seed, rnd))
+                except AethError as e:  # nothing of that objective to learn from this round (e.g. every answer liked)
+                    result = LearnResult(spec.name, "nothing", str(e))
             learn_s = time.perf_counter() - started
             d = result.decision
             outcomes = heldout_outcomes(app, engine, spec, heldout_qs, args)
