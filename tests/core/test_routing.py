@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from aeth.errors import RoutingError
-from aeth.request import Request
+from aeth.request import Bid, Request
 from aeth.routing import calibrate
 from aeth.routing.cache import EmbeddingCache, cache_key
 from aeth.routing.embedder import Embedder
-from aeth.routing.router import EmbeddingRouter
+from aeth.routing.router import EmbeddingRouter, Match
 from aeth.specialist import Specialist
 
 THRESHOLD = 0.25  # the separating threshold on this data: see test_off_topic_falls_back_to_general
@@ -216,6 +216,176 @@ def test_no_examples_anywhere_falls_back_without_loading_anything(specialists, i
     assert EmbeddingRouter(never, isolated_home).rank("hello", {}) == []
 
 
+# ---- the example index, against the router it replaced --------------------------------------
+# EmbeddingRouter scores through aeth.routing.index (one padded sort, one mean, reasons from quotes
+# made once). Its bids must be the old ones bit for bit: score, reason text, order and ties.
+
+
+def reference_match(router, prompt, specialists):
+    """EmbeddingRouter.match as it was before the example index (aeth ec8eb58), unchanged."""
+    candidates = [s for s in specialists.values() if s.routing_examples]
+    if not candidates:
+        return []
+    query = router.embedder.embed([prompt])[0]
+    out = []
+    for spec in candidates:
+        examples = router.cache.get(spec)
+        sims = examples @ query  # rows and query are unit length: dot product = cosine
+        order = np.argsort(-sims, kind="stable")[: router.top_k]
+        nearest = tuple((spec.routing_examples[i], float(sims[i])) for i in order)
+        out.append(Match(spec.name, float(np.mean(sims[order])), nearest))
+    out.sort(key=lambda m: (-m.score, m.specialist))
+    return out
+
+
+def reference_rank(router, prompt, specialists):
+    """EmbeddingRouter.rank as it was before the example index (aeth ec8eb58), unchanged."""
+    matches = reference_match(router, prompt, specialists)
+    bids = [Bid(m.specialist, m.score, reference_closest(m.nearest), router.plugin) for m in matches]
+    best = matches[0] if matches else None
+    if (best is None or best.score < router.threshold) and router.fallback in specialists:
+        if best is None:
+            why = "no specialist has routing examples"
+        else:
+            why = f"no specialist is confident (best: {best.specialist} {best.score:.2f} < threshold {router.threshold:.2f})"
+        bids = [b for b in bids if b.specialist != router.fallback]
+        bids.insert(0, Bid(router.fallback, router.threshold, f"{why}; falling back to {router.fallback}", router.plugin))
+    return bids
+
+
+def reference_closest(nearest, shown=3, width=40):
+    """The old ``_closest``, unchanged."""
+    quoted = []
+    for text, sim in nearest[:shown]:
+        text = " ".join(text.split())
+        if len(text) > width:
+            text = text[: width - 1].rstrip() + "…"
+        quoted.append(f"'{text}' ({sim:.2f})")
+    return "closest examples: " + ", ".join(quoted)
+
+
+def exactly(items) -> list[tuple]:
+    """Bids or matches as tuples whose floats are written in hex (with their type): equal means bit for bit."""
+    def bits(x):
+        return type(x).__name__, float.hex(x)
+
+    out = []
+    for item in items:
+        if isinstance(item, Bid):
+            out.append((item.specialist, bits(item.score), item.reason, item.plugin))
+        else:
+            out.append((item.specialist, bits(item.score), tuple((text, bits(sim)) for text, sim in item.nearest)))
+    return out
+
+
+def assert_routes_as_before(router, prompt, specialists):
+    """rank() and match() agree exactly with the references, at several thresholds (the exact best score among them)."""
+    assert exactly(router.match(prompt, specialists)) == exactly(reference_match(router, prompt, specialists))
+    best = reference_match(router, prompt, specialists)[:1]
+    for threshold in (-1.0, 0.3, 2.0, *(m.score for m in best)):  # at best.score exactly: no fallback (the test is <)
+        router.threshold = threshold
+        assert exactly(router.rank(prompt, specialists)) == exactly(reference_rank(router, prompt, specialists)), threshold
+
+
+class TableEmbedder:
+    """A TextEmbedder over vectors the test chose: no model, and every similarity is the test's to set."""
+
+    def __init__(self, table: dict, dim: int):
+        self.table, self.dim, self.id = table, dim, f"table-{dim}"
+
+    def embed(self, texts):
+        return np.stack([self.table[t] for t in texts])
+
+
+class MemoEmbedder:
+    """Another embedder's vectors, each text embedded once: both routers get identical queries, cheaply."""
+
+    def __init__(self, inner):
+        self.inner, self.id, self.dim, self.vectors = inner, inner.id, inner.dim, {}
+
+    def embed(self, texts):
+        missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        if missing:
+            self.vectors.update(zip(missing, self.inner.embed(missing), strict=True))
+        return np.stack([self.vectors[t] for t in texts])
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_index_ranks_random_vectors_exactly_as_before(tmp_path, case):
+    rng = np.random.default_rng(case)
+    coarse = case % 2 == 1  # components in {-1/4, 0, 1/4}: similarities are exact sixteenths, so ties everywhere
+    dim = 16 if coarse else 384
+
+    def vector():
+        if coarse:
+            return (rng.integers(-1, 2, size=dim) / 4).astype(np.float32)
+        v = rng.standard_normal(dim)
+        return (v / np.linalg.norm(v)).astype(np.float32)
+
+    table: dict[str, np.ndarray] = {}
+    specialists = {}
+    names = [str(n) for n in rng.permutation(["alpha", "beta", "gamma", "delta", "general", "omega"])][: rng.integers(1, 7)]
+    pool = [vector() for _ in range(6)]  # shared by several examples: equal similarities within and across specialists
+    for name in names:
+        count = int(rng.choice([0, 1, 2, 3, 4, 5, 8, 13, 40]))  # 0: never a candidate; 1, 2: fewer than most top_k
+        examples = tuple(f"{name} example {i}{'  with   spaces and a tail long enough to be cut short' * (i % 3 == 0)}"
+                         for i in range(count))
+        for text in examples:
+            table[text] = pool[rng.integers(len(pool))].copy() if rng.random() < 0.3 else vector()
+        specialists[name] = Specialist(name=name, description=name, routing_examples=examples)
+    if rng.random() < 0.3 and specialists:  # the same specialist under a second key
+        specialists["twin"] = specialists[names[0]]
+    everything = list(table.values()) or [vector()]
+    prompts = {"random": vector(), "zero": np.zeros(dim, np.float32), "an example": everything[0].copy(),
+               "opposite": -everything[-1], "broken": np.full(dim, np.nan, np.float32)}  # broken: NaN similarities
+    table.update(prompts)
+    top_k = int(rng.choice([1, 2, 3, 5]))
+    router = EmbeddingRouter(TableEmbedder(table, dim), tmp_path, top_k=top_k, fallback=str(rng.choice(["general", "nobody"])))
+    for prompt in prompts:
+        assert_routes_as_before(router, prompt, specialists)
+        subset = dict(list(specialists.items())[::2])  # another list of specialists: another index, same results
+        assert_routes_as_before(router, prompt, subset)
+
+
+def test_index_ranks_the_installed_specialists_exactly_as_before(embedder, isolated_home):
+    from aeth.app import Aeth
+
+    specialists = Aeth().specialists()
+    if not any(s.plugin.startswith("aetherial-") for s in specialists.values()):
+        pytest.skip("no specialist plugin (aetherial-*) is installed")
+    prompts = [p for s in specialists.values() for p in s.routing_heldout[:5]] + [OFF_TOPIC, "hello", IN_DOMAIN[0][0]]
+    memo = MemoEmbedder(embedder)
+    memo.embed(prompts)  # one batch
+    reading = {n: s for n, s in specialists.items() if not s.accepts_images}  # what Aeth.bids passes a text request
+    for top_k in (1, 3, 5):
+        router = EmbeddingRouter(memo, isolated_home, top_k=top_k)
+        for prompt in prompts:
+            assert_routes_as_before(router, prompt, specialists)
+            assert_routes_as_before(router, prompt, reading)
+
+
+def test_index_is_reused_until_a_specialist_changes(specialists, isolated_home, monkeypatch):
+    rng = np.random.default_rng(0)
+    texts = [t for ex in EXAMPLES.values() for t in ex] + ["How do I poach an egg?", "prompt"]
+    table = {t: rng.standard_normal(8).astype(np.float32) for t in texts}
+    router = EmbeddingRouter(TableEmbedder(table, 8), isolated_home)
+    gets = []
+    real_get = router.cache.get
+    monkeypatch.setattr(router.cache, "get", lambda spec: gets.append(spec.name) or real_get(spec))
+
+    router.rank("prompt", specialists)
+    assert sorted(gets) == sorted(EXAMPLES)
+    gets.clear()
+    router.rank("prompt", dict(specialists))  # a new dict of the same specialists, as every Aeth.bids passes
+    assert gets == []  # nothing looked up, nothing hashed: the index is the one built before
+
+    edited = replace(specialists["cooking"], routing_examples=specialists["cooking"].routing_examples + ("How do I poach an egg?",))
+    changed = {**specialists, "cooking": edited}
+    bids = router.rank("prompt", changed)
+    assert "cooking" in gets  # a new object: a new index, with its examples
+    assert exactly(bids) == exactly(reference_rank(router, "prompt", changed))
+
+
 # ---- cache ------------------------------------------------------------------------------------
 
 
@@ -348,7 +518,7 @@ def test_default_plugin_answers_through_the_hook(specialists, isolated_home, mon
 
 
 def test_importing_router_modules_does_not_import_torch():
-    code = ("import sys, aeth.default_plugins.router, aeth.routing.router, aeth.routing.cache, "
+    code = ("import sys, aeth.default_plugins.router, aeth.routing.router, aeth.routing.cache, aeth.routing.index, "
             "aeth.routing.embedder, aeth.routing.calibrate; "
             "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -8,16 +8,17 @@ specialist gets a bid of exactly ``threshold``, which outranks every other bid o
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from aeth.request import Bid
 from aeth.routing.cache import EmbeddingCache, TextEmbedder
+from aeth.routing.index import ExampleIndex, Hit
 from aeth.specialist import Specialist
 
 PLUGIN = "aeth.router"
+INDEXES = 8  # specialist lists a router keeps an index for (an application asks with two: requests with and without images)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class EmbeddingRouter:
         self.top_k = int(top_k)
         self.plugin = plugin
         self.cache = EmbeddingCache(self.home / "cache" / "router", embedder)
+        self._indexes: dict[tuple, ExampleIndex] = {}
+        self._lock = threading.Lock()
 
     def match(self, prompt: str, specialists: dict[str, Specialist]) -> list[Match]:
         """Score every specialist that has routing examples against ``prompt``, best first.
@@ -55,19 +58,9 @@ class EmbeddingRouter:
         Specialists without examples are left out. Nothing is embedded (and the model is not
         loaded) when no specialist has examples.
         """
-        candidates = [s for s in specialists.values() if s.routing_examples]
-        if not candidates:
-            return []
-        query = self.embedder.embed([prompt])[0]
-        out = []
-        for spec in candidates:
-            examples = self.cache.get(spec)
-            sims = examples @ query  # rows and query are unit length: dot product = cosine
-            order = np.argsort(-sims, kind="stable")[: self.top_k]
-            nearest = tuple((spec.routing_examples[i], float(sims[i])) for i in order)
-            out.append(Match(spec.name, float(np.mean(sims[order])), nearest))
-        out.sort(key=lambda m: (-m.score, m.specialist))
-        return out
+        index, hits = self._nearest(prompt, specialists)
+        return [Match(h.specialist, h.score, tuple((index.examples[h.row][i], sim) for i, sim in zip(h.examples, h.similarities, strict=True)))
+                for h in hits]
 
     def rank(self, prompt: str, specialists: dict[str, Specialist]) -> list[Bid]:
         """Bids for ``prompt``, best first; a fallback bid leads when no specialist is confident.
@@ -75,9 +68,9 @@ class EmbeddingRouter:
         The fallback bid (score exactly ``threshold``) is added only when ``fallback`` is among
         ``specialists``; it replaces any ordinary bid the fallback specialist had.
         """
-        matches = self.match(prompt, specialists)
-        bids = [Bid(m.specialist, m.score, _closest(m.nearest), self.plugin) for m in matches]
-        best = matches[0] if matches else None
+        index, hits = self._nearest(prompt, specialists)
+        bids = [Bid(h.specialist, h.score, index.reason(h), self.plugin) for h in hits]
+        best = hits[0] if hits else None
         if (best is None or best.score < self.threshold) and self.fallback in specialists:
             if best is None:
                 why = "no specialist has routing examples"
@@ -87,13 +80,28 @@ class EmbeddingRouter:
             bids.insert(0, Bid(self.fallback, self.threshold, f"{why}; falling back to {self.fallback}", self.plugin))
         return bids
 
+    def _nearest(self, prompt: str, specialists: dict[str, Specialist]) -> tuple[ExampleIndex | None, list[Hit]]:
+        candidates = [s for s in specialists.values() if s.routing_examples]
+        if not candidates:
+            return None, []
+        query = self.embedder.embed([prompt])[0]
+        index = self._index(candidates)
+        return index, index.nearest(query)
 
-def _closest(nearest: tuple[tuple[str, float], ...], shown: int = 3, width: int = 40) -> str:
-    """``closest examples: 'Write a Python function that…' (0.71), ...`` for a bid's reason."""
-    quoted = []
-    for text, sim in nearest[:shown]:
-        text = " ".join(text.split())
-        if len(text) > width:
-            text = text[: width - 1].rstrip() + "…"
-        quoted.append(f"'{text}' ({sim:.2f})")
-    return "closest examples: " + ", ".join(quoted)
+    def _index(self, candidates: list[Specialist]) -> ExampleIndex:
+        """The index of ``candidates``, built on first use from the embedding cache.
+
+        Keyed by the specialists' identities: a Specialist is frozen, so the same object has the same
+        examples, and this costs a tuple of ids per route where the cache's own key hashes every example.
+        """
+        key = (self.embedder.id, self.top_k, *map(id, candidates))
+        index = self._indexes.get(key)
+        if index is None:
+            with self._lock:
+                index = self._indexes.get(key)
+                if index is None:
+                    index = ExampleIndex(candidates, [self.cache.get(s) for s in candidates], self.top_k)
+                    if len(self._indexes) >= INDEXES:
+                        del self._indexes[next(iter(self._indexes))]  # the oldest
+                    self._indexes[key] = index
+        return index
