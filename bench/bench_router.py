@@ -1,7 +1,9 @@
 """Routing: aeth's embedding router against semantic-router, on semantic-router's own notebook data (issue 14).
 
 Data: semantic-router's "Route Threshold Optimization" notebook (docs/06-threshold-optimization.ipynb,
-MIT), copied into ``bench/data/semantic_router_threshold.json`` with its source URL and commit: four
+MIT), kept (with its source URL and commit) in ``semantic_router_threshold.json`` outside this
+repository: ``../shared/data/`` beside the checkout, or the file ``$AETH_BENCH_ROUTER_DATA`` names
+(data taken from other repositories is not committed here): four
 routes of five utterances each (politics, chitchat, mathematics, biology) and 66 labelled prompts,
 7 of them labelled "no route". The notebook scores 34.85 % with its default thresholds and 90.91 %
 after ``fit``, both measured on the same 66 prompts it fitted on (in-sample).
@@ -73,7 +75,8 @@ GOAL_NOTEBOOK_ACC = 60 / 66  # semantic-router's in-sample accuracy after fit in
 GOAL_OVERHEAD_MS = 0.1  # one routing decision on a precomputed vector, p50
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data" / "semantic_router_threshold.json"
+DATA = Path(os.environ.get("AETH_BENCH_ROUTER_DATA")
+            or Path(__file__).resolve().parents[2] / "shared" / "data" / "semantic_router_threshold.json")
 PEER_VENV = ROOT / ".bench" / "peers" / "semantic-router"
 #: version -> --target directory inside PEER_VENV (None: the venv itself). 0.1.2 is the newest release on the registry
 #: that routes as the notebook's run did: from 0.1.3 on, a route's threshold is tested against the mean of its
@@ -360,6 +363,9 @@ def main() -> None:
     from aeth.routing.embedder import get_embedder
     from aeth.routing.router import EmbeddingRouter
 
+    if not DATA.is_file():
+        sys.exit(f"bench_router needs semantic-router's notebook data at {DATA} (set AETH_BENCH_ROUTER_DATA to its "
+                 "path); it is not part of this repository: see this script's docstring for its source")
     data = json.loads(DATA.read_text())
     routes: dict[str, list[str]] = data["routes"]
     labelled = [(text, label) for text, label in data["labelled"]]
