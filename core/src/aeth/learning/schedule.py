@@ -129,11 +129,11 @@ def decide(specialist: str, rule: Rule, entry: dict, now: datetime, practice: bo
             parts.append(f"{_hours(rule.every_hours)} after the first new feedback row")
         elif waiting:
             parts.append(f"at {_show(at)}")
+        elif practice_at is not None:  # the same clock (the last learn's end), and it needs no row
+            parts.append(f"self-practice at {_show(practice_at)}")
         else:
             parts.append(f"at {_show(at)} if a row waits by then" if now < at else "with the next feedback row")
-    if practice_at is not None:
-        parts = [part for part in parts if "if a row waits" not in part] + [f"self-practice at {_show(practice_at)}"]
-    return Decision(specialist, "wait", " or ".join(parts), practice_at or at)
+    return Decision(specialist, "wait", " or ".join(parts), at)
 
 
 def due(app: Any, names: list[str] | None = None, now: datetime | None = None, practice: bool = False) -> list[Decision]:
