@@ -116,27 +116,35 @@ def self_draft(app: Any, specialist: Any, *, prompts: int = 32, k: int = 4, temp
 
 def _sample(app: Any, spec: Any, requests: list[Any], k: int, temperature: float, seed: int, max_tokens: int | None,
             progress: bool) -> tuple[list[list[tuple[str, str]]], str | None]:
-    """``k`` (answer, finish reason) per request, through the ``generate`` hook as ``aeth run``
-    answers (the request itself, so its history reaches the model); and the adapter that answered."""
-    from aeth.errors import PluginError
+    """``k`` (answer, finish reason) per request, and the adapter that answered.
+
+    Every answer is a job of one :class:`~aeth.serving.batching.BatchingEngine`, so the answers
+    are decoded together (up to its ``max_batch`` rows at a time) as ``aeth serve`` decodes
+    concurrent requests: each row with its own seed (:func:`sample_seed`), the request itself (so
+    its history reaches the model), and what ``aeth run`` answers it with alone up to float
+    rounding between batch shapes. A plugin that generates for the specialist itself answers
+    through the ``generate`` hook instead (the engine hands it over)."""
     from aeth.generation.sampling import eval_sampling
     from aeth.progress import Progress
-    from aeth.request import GenerationContext
+    from aeth.serving.batching import BatchingEngine
+    from aeth.serving.generation import Job
 
     limit = max_tokens or spec.generation.max_tokens
-    out, adapters = [], set()
-    with Progress(f"{spec.name}: practising", len(requests) * k, unit="answers", show=progress) as bar:
-        for j, request in enumerate(requests):
-            group = []
-            for i in range(k):
-                context = GenerationContext(app, eval_sampling(spec, temperature, limit, sample_seed(seed, j, i, k)))
-                stream = app.hook.generate(specialist=spec, request=request, context=context)
-                if stream is None:
-                    raise PluginError("no plugin implements the generate hook (aeth's default generator was disabled?)")
-                group.append(("".join(stream).strip(), context.stats.get("finish_reason", "stop")))
-                adapters.add(context.stats.get("adapter"))
-                bar.advance()
-            out.append(group)
+    engine = BatchingEngine(app)
+    try:
+        gens = [[engine.submit(Job(spec, request, eval_sampling(spec, temperature, limit, sample_seed(seed, j, i, k))))
+                 for i in range(k)] for j, request in enumerate(requests)]
+        out, adapters = [], set()
+        with Progress(f"{spec.name}: practising", len(requests) * k, unit="answers", show=progress) as bar:
+            for group in gens:
+                answers = []
+                for gen in group:
+                    answers.append(("".join(gen).strip(), gen.stats.get("finish_reason") or "stop"))
+                    adapters.add(gen.stats.get("adapter"))
+                    bar.advance()
+                out.append(answers)
+    finally:
+        engine.close()
     # one version answers a whole run (nothing promotes meanwhile: learn holds the specialist's lock)
     return out, next(iter(adapters), None) if len(adapters) == 1 else ", ".join(sorted(map(str, adapters)))
 
