@@ -28,6 +28,9 @@ def test_greedy_and_degenerate_filters_pick_the_argmax():
     assert next_token(logits.clone(), sampling(temperature=0), g) == 1
     assert all(next_token(logits.clone(), sampling(top_k=1), g) == 1 for _ in range(20))
     assert all(next_token(logits.clone(), sampling(top_p=0.01), g) == 1 for _ in range(20))
+    # a temperature so small that logits / temperature overflows: its limit (greedy), not an error
+    for tiny_temperature in (5e-324, 1e-40):
+        assert next_token(logits.clone() * 50, sampling(temperature=tiny_temperature, top_p=1.0, top_k=0), g) == 1
 
 
 def test_top_k_never_samples_outside_the_k_best():

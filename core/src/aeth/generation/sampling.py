@@ -36,7 +36,10 @@ def next_token(logits: torch.Tensor, sampling: Sampling, generator: torch.Genera
         logits[seen] = torch.where(scores > 0, scores / sampling.repetition_penalty, scores * sampling.repetition_penalty)
     if sampling.temperature == 0:
         return int(torch.argmax(logits))
-    logits = logits / sampling.temperature
+    scaled = logits / sampling.temperature
+    if torch.isinf(scaled[torch.isfinite(logits)]).any():  # a temperature so small it overflows: the limit is greedy
+        return int(torch.argmax(logits))
+    logits = scaled
     candidates = None  # the ids top-k kept (None: every id)
     if sampling.top_k and sampling.top_k < logits.numel():
         kth = torch.topk(logits, sampling.top_k).values[-1]
