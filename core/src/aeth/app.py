@@ -1,4 +1,4 @@
-"""The run flow as a library: check_input -> route -> generate (streamed) -> check_output.
+"""The run flow as a library: route -> check_input -> generate (streamed, masked) -> check_output.
 
 Applications use :class:`Aeth` directly; the CLI is a thin layer over it::
 
@@ -24,9 +24,11 @@ from aeth.config import Config, load_config
 from aeth.errors import PluginError, PolicyBlocked, RoutingError, SpecialistError
 from aeth.models.adapters import AdapterStore
 from aeth.plugins import PluginHost, default_host, warn
+from aeth.quality import quality_for
 from aeth.quiet import quiet_libraries
 from aeth.registry import Registry
 from aeth.request import Bid, GenerationContext, Request, Response, Sampling
+from aeth.safety.policy import MaskedText, Policy, policy_for, redact_interaction
 from aeth.specialist import Specialist
 
 if TYPE_CHECKING:
@@ -51,18 +53,30 @@ class Answer:
 
     def __iter__(self) -> Iterator[str]:
         started = time.perf_counter()
+        method, k = quality_for(self.app, self.specialist)
+        if method != "off" and self.chat is None:  # a chat turn feeds its lane's cache: answered as generated
+            yield from self._controlled(method, k, started)
+            return
         context = self.context = GenerationContext(self.app, self.app.sampling(self.specialist, self.request),
                                                    chat=self.chat, cancel=self.cancel)
         stream = self.app.hook.generate(specialist=self.specialist, request=self.request, context=context)
         if stream is None:
             raise PluginError("no plugin implements the generate hook (aeth's default generator was disabled?)")
         ready = time.perf_counter()  # the default generator loads the model before returning its stream
+        mask = self.app.policy(self.specialist, self.request).masker()
+        masked = MaskedText(mask) if mask else None
         parts = []
         for chunk in stream:
             if self.ttft_s is None:
                 self.ttft_s = round(time.perf_counter() - started, 4)
+            if masked is not None:
+                chunk = masked.push(chunk)
             parts.append(chunk)
             yield chunk
+        rest = masked.flush() if masked is not None else ""
+        if rest:
+            parts.append(rest)
+            yield rest
         stats = context.stats
         done = time.perf_counter()
         self.response = Response(
@@ -71,7 +85,37 @@ class Answer:
             seconds=round(done - started, 3), load_seconds=round(ready - started, 3),
             finish_reason=stats.get("finish_reason", ""), adapter=stats.get("adapter"),
         )
-        self.app.check_output(self.request, self.response)
+        self.app.check_output(self.request, self.response, self.specialist)
+
+    def _controlled(self, method: str, k: int, started: float) -> Iterator[str]:
+        """The answer chosen by quality control (:mod:`aeth.quality`): its candidates decoded
+        together by an engine made for it, then the chosen one, masked, in one piece."""
+        from aeth.quality import choose, combined_stats
+        from aeth.serving.batching import BatchingEngine
+        from aeth.serving.generation import Job
+
+        sampling = self.app.sampling(self.specialist, self.request)
+        context = self.context = GenerationContext(self.app, sampling, cancel=self.cancel)
+        engine = BatchingEngine(self.app)
+        try:
+            chosen, candidates, report = choose(method, k, self.specialist.quality, self.request, sampling,
+                                                lambda s: engine.submit(Job(self.specialist, self.request, s)),
+                                                cancel=self.cancel)
+        finally:
+            engine.close()
+        stats = context.stats
+        stats.update(combined_stats(chosen, candidates, report))
+        mask = self.app.policy(self.specialist, self.request).masker()
+        text = mask(chosen.text) if mask else chosen.text
+        self.ttft_s = round(time.perf_counter() - started, 4)
+        if text:
+            yield text
+        self.response = Response(
+            id=self.request.id, specialist=self.specialist.name, text=text, reason=self.bid.reason,
+            score=self.bid.score, tokens_in=stats.get("tokens_in", 0), tokens_out=stats.get("tokens_out", 0),
+            seconds=round(time.perf_counter() - started, 3), finish_reason=stats.get("finish_reason", ""),
+            adapter=stats.get("adapter"), quality=report)
+        self.app.check_output(self.request, self.response, self.specialist)
 
     def text(self) -> str:
         """Consume the whole stream and return the answer's text."""
@@ -121,13 +165,14 @@ class Aeth:
                 self._store = Store.open(self.config.get("store.url"), self.config.home)
             return self._store
 
-    def log_interaction(self, interaction: Interaction) -> str | None:
-        """Record ``interaction`` in :attr:`store` and return its id; ``None`` when ``store.log_interactions``
-        is false, or when recording failed (one warning says why: the answer itself is never lost)."""
+    def log_interaction(self, interaction: Interaction, key: str | None = None) -> str | None:
+        """Record ``interaction`` (redacted as :meth:`for_storage` says, for API key ``key``) in
+        :attr:`store` and return its id; ``None`` when ``store.log_interactions`` is false, or when
+        recording failed (one warning says why: the answer itself is never lost)."""
         if not self.config.get("store.log_interactions", True):
             return None
         try:
-            return self.store.record(interaction)
+            return self.store.record(self.for_storage(interaction, key))
         except Exception as e:  # noqa: BLE001  (a broken database must not break answering)
             warn(f"the answer was not logged: {e}")
             return None
@@ -221,17 +266,47 @@ class Aeth:
         raise SpecialistError(f"unknown specialist {name!r}.{hint} Installed: {', '.join(sorted(specs)) or 'none'} "
                               "(see `aeth specialists`)")
 
-    def check_input(self, request: Request) -> None:
-        """Run every ``check_input`` hook; the first block raises :class:`PolicyBlocked`."""
-        for plugin, verdict in self.host.call("check_input", request=request, app=self):
-            if verdict:
-                raise PolicyBlocked(plugin, str(verdict), "input")
+    def policy(self, specialist: Specialist | None, request: Request | None = None) -> Policy:
+        """The content policy for ``request`` to ``specialist`` (its plugin's, the config's
+        ``policy.*``, the API key's named in ``request.metadata["api_key"]``; see :mod:`aeth.safety.policy`)."""
+        return policy_for(self, specialist, request.metadata.get("api_key") if request is not None else None)
 
-    def check_output(self, request: Request, response: Response) -> None:
-        """Run every ``check_output`` hook; the first block raises :class:`PolicyBlocked`."""
-        for plugin, verdict in self.host.call("check_output", request=request, response=response, app=self):
+    def check_input(self, request: Request, specialist: Specialist | None = None) -> None:
+        """Run every ``check_input`` hook for ``request`` to ``specialist`` (the one routing chose);
+        the first block raises :class:`PolicyBlocked`."""
+        for plugin, verdict in self.host.call("check_input", request=request, specialist=specialist, app=self):
             if verdict:
-                raise PolicyBlocked(plugin, str(verdict), "output")
+                raise PolicyBlocked(plugin, str(verdict), "input", specialist=getattr(specialist, "name", None))
+
+    def check_output(self, request: Request, response: Response, specialist: Specialist | None = None) -> None:
+        """Run every ``check_output`` hook; the first block raises :class:`PolicyBlocked`."""
+        for plugin, verdict in self.host.call("check_output", request=request, response=response,
+                                              specialist=specialist, app=self):
+            if verdict:
+                raise PolicyBlocked(plugin, str(verdict), "output", specialist=getattr(specialist, "name", None))
+
+    def for_storage(self, interaction: Interaction, key: str | None = None) -> Interaction:
+        """``interaction`` as it may be stored: personal data masked where its specialist's policy
+        (for API key ``key``) redacts (``store.redact``, ``policy.<specialist>.redact``)."""
+        if policy_for(self, self.specialists().get(interaction.specialist), key).redact:
+            return redact_interaction(interaction)
+        return interaction
+
+    def log_blocked(self, request: Request, blocked: PolicyBlocked, source: str, *, key_id: str | None = None,
+                    key: str | None = None) -> str | None:
+        """Record a request a policy refused (finish_reason "content_filter", no answer, the rule
+        under ``metadata["blocked"]``); its interaction id, or ``None`` (see :meth:`log_interaction`)."""
+        from aeth.generation.prompt import build_messages
+        from aeth.store import Interaction
+
+        spec = self.specialists().get(blocked.specialist or "")
+        messages = build_messages(spec, request) if spec is not None else [
+            *request.history, {"role": "user", "content": request.prompt}]
+        row = Interaction(messages=list(messages), answer="", specialist=blocked.specialist or "", source=source,
+                          finish_reason="content_filter", key_id=key_id,
+                          metadata={**request.metadata, "blocked": {"stage": blocked.stage, "plugin": blocked.plugin,
+                                                                    "rule": blocked.reason}})
+        return self.log_interaction(row, key=key)
 
     def bids(self, request: Request) -> list[Bid]:
         """Every router's bids for ``request``, best first; a tie goes to the bid pluggy returned
@@ -285,9 +360,10 @@ class Aeth:
         """
         if not request.prompt or not request.prompt.strip():
             raise SpecialistError("the prompt is empty: give one as an argument or on standard input")
-        self.check_input(request)
         bid, bids = self.route(request)
-        return Answer(self, request, self.specialist(bid.specialist), bid, bids, chat=chat, cancel=cancel)
+        specialist = self.specialist(bid.specialist)
+        self.check_input(request, specialist)
+        return Answer(self, request, specialist, bid, bids, chat=chat, cancel=cancel)
 
     def run(self, request: Request) -> Response:
         """Answer ``request`` completely and return the response."""

@@ -7,7 +7,9 @@ mapping describing one distillation teacher (``kind``, ``base_url``, ``model``, 
 merged field by field across sources (``-o teachers.mine.model=gpt-4o`` changes one field) and
 validated where the teacher is built (:func:`aeth.distill.teachers.teacher_from_config`). Each
 ``specialists.<name>`` is a mapping of :data:`SPECIALIST_FIELDS` (which plugin serves it, its own learn
-schedule), merged the same way and checked here. Unknown
+schedule), and each ``policy.<name>`` one of :data:`POLICY_FIELDS` (a content policy, see
+:mod:`aeth.safety.policy`) and each ``quality.<name>`` one of :data:`QUALITY_FIELDS` (see
+:mod:`aeth.quality`), merged the same way and checked here. Unknown
 keys and bad values from every source are collected and reported together in one
 :class:`~aeth.errors.ConfigError`.
 """
@@ -24,6 +26,8 @@ from typing import Any
 from aeth.errors import ConfigError
 
 CONFIG_FILE = "aeth.yaml"
+#: how quality control chooses an answer (:mod:`aeth.quality`)
+QUALITY_METHODS = ("off", "retry", "best", "vote")
 #: how a base model's weights are held: NF4 on CUDA and bf16 on CPU (auto), 4-bit NF4, or unquantized
 QUANTIZATIONS = ("auto", "nf4", "none")
 #: compute dtypes; auto = bf16 where the device supports it, else fp32
@@ -38,6 +42,12 @@ def _choice(*options: str) -> Callable[[Any], Any]:
             raise ValueError(f"must be one of {', '.join(options)}")
         return v
     return check
+
+
+def _switch(*options: str) -> Callable[[Any], Any]:
+    """A choice that includes "off" (YAML reads a bare off as false, which means the same)."""
+    choose = _choice(*options)
+    return lambda v: "off" if v is False else choose(v)
 
 
 def _number(kind: type, lo: float | None = None, hi: float | None = None, optional: bool = False) -> Callable[[Any], Any]:
@@ -146,6 +156,8 @@ KEYS: dict[str, Key] = {
                         "minus the sinks"),
     "store.url": Key(None, _store_url, "database of the interaction log, feedback and API keys: unset = SQLite at "
                      "$AETH_HOME/aeth.db; or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB (several servers share one)"),
+    "store.redact": Key(False, _bool, "mask personal data (emails, phone and card numbers, ...) in prompts and "
+                        "answers before an interaction is stored; policy.<specialist>.redact overrides it"),
     "store.log_interactions": Key(True, _bool, "record every answer of `aeth serve`, `aeth run` and `aeth chat` "
                                   "(see `aeth log`); false records none"),
     "cost.machine_per_hour": Key(0.10, _number(float, 0.0), "USD per hour of the machine aeth runs on, to price its "
@@ -164,10 +176,10 @@ KEYS: dict[str, Key] = {
 }
 
 
-#: top-level keys whose children are subtrees: one per plugin (free-form), teacher or specialist
-SUBTREES = ("plugins", "teachers", "specialists")
+#: top-level keys whose children are subtrees: one per plugin (free-form), teacher, specialist or policy
+SUBTREES = ("plugins", "teachers", "specialists", "policy", "quality")
 #: subtrees whose entries are mappings merged field by field across sources
-MAPPING_SUBTREES = ("teachers", "specialists")
+MAPPING_SUBTREES = ("teachers", "specialists", "policy", "quality")
 #: the fields a ``specialists.<name>`` entry may set; a field that overrides a key for one specialist takes its check
 SPECIALIST_FIELDS: dict[str, Key] = {
     "plugin": Key(None, _plugin_name, "the plugin (distribution name) that serves this specialist when several "
@@ -175,6 +187,28 @@ SPECIALIST_FIELDS: dict[str, Key] = {
     "learn_every_feedback": Key(None, KEYS["learn.every_feedback"].check, "learn.every_feedback for this specialist"),
     "learn_every_hours": Key(None, KEYS["learn.every_hours"].check, "learn.every_hours for this specialist"),
 }
+
+
+#: the fields a ``policy.<entry>`` may set; entries: ``default`` (every specialist), a specialist's name,
+#: ``key:<name>`` (requests made with that API key); see :mod:`aeth.safety.policy`
+POLICY_FIELDS: dict[str, Key] = {
+    "harmful": Key("block", _switch("block", "off"), "block | off: refuse harmful requests"),
+    "jailbreak": Key("block", _switch("block", "off"), "block | off: refuse jailbreak wrappers"),
+    "injection": Key("block", _switch("block", "off"), "block | off: refuse prompt injections aimed at the system prompt"),
+    "strict": Key(False, _bool, "true | false: the input classifier blocks at a lower score (child-safe)"),
+    "pii": Key("off", _switch("off", "mask", "block"), "off | mask | block: personal data in answers"),
+    "secrets": Key("off", _switch("off", "mask", "block"), "off | mask | block: keys, tokens and private keys in answers"),
+    "redact": Key(None, _bool, "true | false: mask personal data before an interaction is stored (default: store.redact)"),
+}
+#: the fields a ``quality.<entry>`` may set; entries: ``default`` (every specialist that can) or a
+#: specialist's name; see :mod:`aeth.quality`
+QUALITY_FIELDS: dict[str, Key] = {
+    "method": Key(None, _switch(*QUALITY_METHODS), "off | retry | best | vote: how an answer is checked or chosen"),
+    "k": Key(None, _number(int, 1, 64), "the most answers generated for one (retry), or generated together (best, vote)"),
+}
+#: the fields of each mapping subtree that is checked here (teachers are checked where they are built)
+ENTRY_FIELDS: dict[str, dict[str, Key]] = {"specialists": SPECIALIST_FIELDS, "policy": POLICY_FIELDS,
+                                           "quality": QUALITY_FIELDS}
 
 
 def env_name(key: str) -> str:
@@ -332,7 +366,7 @@ def load_config(overrides: Sequence[str] = (), path: str | os.PathLike | None = 
             except ValueError as e:
                 where = env_name(key) if source == "environment" else key
                 problems.append(f"{source}: {where} {e}, got {raw!r}")
-    problems += _specialist_entry_problems(values)
+    problems += _entry_problems(values)
     if problems:
         raise ConfigError(problems)
     if values["home"] is None:
@@ -340,25 +374,28 @@ def load_config(overrides: Sequence[str] = (), path: str | os.PathLike | None = 
     return Config(values, sources)
 
 
-def _specialist_entry_problems(values: dict[str, Any]) -> list[str]:
-    """What is wrong with the ``specialists.<name>`` entries (a mapping of :data:`SPECIALIST_FIELDS`);
-    the valid fields are replaced by their checked values (``"12"`` from ``-o`` becomes 12)."""
+def _entry_problems(values: dict[str, Any]) -> list[str]:
+    """What is wrong with the ``specialists.<name>`` and ``policy.<name>`` entries (mappings of
+    :data:`ENTRY_FIELDS`); the valid fields are replaced by their checked values (``"12"`` from
+    ``-o`` becomes 12)."""
     problems = []
     for key, entry in values.items():
-        if not key.startswith("specialists."):
+        tree = key.split(".", 1)[0]
+        allowed = ENTRY_FIELDS.get(tree)
+        if allowed is None or "." not in key:
             continue
         if not isinstance(entry, Mapping):
-            problems.append(f"{key}: must be a mapping with {', '.join(SPECIALIST_FIELDS)}, got {entry!r}")
+            problems.append(f"{key}: must be a mapping with {', '.join(allowed)}, got {entry!r}")
             continue
         checked = dict(entry)
         for name, value in entry.items():
-            if name not in SPECIALIST_FIELDS:
-                near = difflib.get_close_matches(name, list(SPECIALIST_FIELDS), n=1)
-                problems.append(f"{key}.{name}: unknown field (fields: {', '.join(SPECIALIST_FIELDS)})"
+            if name not in allowed:
+                near = difflib.get_close_matches(name, list(allowed), n=1)
+                problems.append(f"{key}.{name}: unknown field (fields: {', '.join(allowed)})"
                                 + (f"; did you mean {near[0]!r}?" if near else ""))
                 continue
             try:
-                checked[name] = SPECIALIST_FIELDS[name].check(value)
+                checked[name] = allowed[name].check(value)
             except ValueError as e:
                 problems.append(f"{key}.{name}: {e}, got {value!r}")
         values[key] = checked

@@ -63,6 +63,6 @@ class RoutingError(AethError):
 class PolicyBlocked(AethError):
     """A ``check_input`` or ``check_output`` hook blocked the request."""
 
-    def __init__(self, plugin: str, reason: str, stage: str):
-        self.plugin, self.reason, self.stage = plugin, reason, stage
+    def __init__(self, plugin: str, reason: str, stage: str, specialist: str | None = None):
+        self.plugin, self.reason, self.stage, self.specialist = plugin, reason, stage, specialist
         super().__init__(f"{stage} blocked by plugin {plugin!r}: {reason}")

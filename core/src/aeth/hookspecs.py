@@ -111,21 +111,27 @@ def evaluate(specialist, model, suite, app):
 
 
 @hookspec
-def check_input(request, app):
+def check_input(request, specialist, app):
     """Content policy on the way in.
 
-    Called for every request before routing. Return ``None`` to allow, or a non-empty string
-    giving the reason to block. Every plugin's implementation is called; any block wins and the
-    request is refused with that plugin's name and reason.
+    Called for every request once routing chose ``specialist`` (the
+    :class:`~aeth.specialist.Specialist` that would answer) and before any model sees it. Return
+    ``None`` to allow, or a non-empty string giving the reason to block (name the rule that
+    fired: the user reads it). Every plugin's implementation is called; any block wins and the
+    request is refused with that plugin's name and reason (``finish_reason`` "content_filter"
+    over the API). aeth's own (:mod:`aeth.default_plugins.safety`) applies the specialist's
+    :class:`~aeth.safety.policy.Policy`: ``aeth.safety.policy.policy_for(app, specialist, key)``
+    gives it, ``key`` being ``request.metadata.get("api_key")``.
     """
 
 
 @hookspec
-def check_output(request, response, app):
+def check_output(request, response, specialist, app):
     """Content policy on the way out.
 
-    Called once the answer is complete, with the :class:`~aeth.request.Response`. Return ``None``
-    to allow, or a non-empty string giving the reason to block. Every plugin's implementation is
-    called; any block wins. Streaming output already shown cannot be recalled, so the CLI reports
-    the block and exits non-zero; ``--json`` output and the API withhold the text.
+    Called once the answer is complete, with the :class:`~aeth.request.Response` (its text
+    already masked where the specialist's policy masks). Return ``None`` to allow, or a non-empty
+    string giving the reason to block. Every plugin's implementation is called; any block wins.
+    Streaming output already shown cannot be recalled, so the CLI reports the block and exits
+    non-zero; ``--json`` output and the API withhold the text.
     """

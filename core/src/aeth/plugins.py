@@ -40,6 +40,7 @@ DEFAULT_PLUGINS = {
     "aeth.evaluator": "aeth.default_plugins.evaluator",
     "aeth.trainer": "aeth.default_plugins.trainer",
     "aeth.teachers": "aeth.default_plugins.teachers",
+    "aeth.safety": "aeth.default_plugins.safety",
 }
 #: hooks whose AethError is a message for the user (a missing model, images sent to a text model),
 #: not a broken plugin: it propagates instead of costing a warning

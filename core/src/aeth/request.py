@@ -106,6 +106,8 @@ class Response:
     load_seconds: float = 0.0  #: the part of ``seconds`` spent before generation began (loading the model)
     finish_reason: str = ""
     adapter: str | None = None  #: the adapter version that answered (None: the bare base model)
+    #: what quality control did (:mod:`aeth.quality`): method, k, answers generated, which one left; None when off
+    quality: dict | None = None
 
     @property
     def tokens_per_second(self) -> float:

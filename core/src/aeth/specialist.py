@@ -32,10 +32,12 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from aeth.config import QUANTIZATIONS
+from aeth.quality import Quality
+from aeth.safety.policy import Policy
 
 if TYPE_CHECKING:
     from aeth.request import Request
@@ -243,7 +245,11 @@ class Specialist:
     automatic feedback (:func:`aeth.learning.verify.verify_interactions`) and drive
     self-improvement. ``practice(n, seed)`` returns up to ``n`` requests the verifier can check
     (never an eval case: held-out data stays held out), the same ones for the same seed.
-    Both are fields, not hooks, because they belong to the specialist the way its suite does:
+    ``policy`` is its content policy (:class:`~aeth.safety.policy.Policy`: what it refuses, masks
+    or blocks; ``None``: aeth's defaults); the config's ``policy.<name>.*`` overrides it.
+    ``quality`` says how its answers are judged before they leave (:class:`~aeth.quality.Quality`:
+    a check, a vote key, the default method); ``quality.<name>.*`` chooses the method and k.
+    These are fields, not hooks, because they belong to the specialist the way its suite does:
     they travel with it (``dataclasses.replace`` keeps them), and a plugin that registers two
     specialists gives each its own without dispatching on a name.
     """
@@ -263,6 +269,8 @@ class Specialist:
     accepts_images: bool = False
     verifier: Verifier | None = None
     practice: Practice | None = None
+    policy: Policy | None = None
+    quality: Quality | None = None
     plugin: str = ""
 
     def problems(self) -> list[tuple[str, str]]:
@@ -303,6 +311,16 @@ class Specialist:
                             ("practice", "practice(n, seed) -> list[Request]")):
             if getattr(self, name) is not None and not callable(getattr(self, name)):
                 out.append((name, f"must be a callable {shape} or None, got {type(getattr(self, name)).__name__}"))
+        if self.policy is not None:
+            if isinstance(self.policy, Policy):
+                out += [("policy", problem) for problem in self.policy.problems()]
+            else:
+                out.append(("policy", f"must be an aeth.safety.policy.Policy or None, got {type(self.policy).__name__}"))
+        if self.quality is not None:
+            if isinstance(self.quality, Quality):
+                out += [("quality", problem) for problem in self.quality.problems()]
+            else:
+                out.append(("quality", f"must be an aeth.quality.Quality or None, got {type(self.quality).__name__}"))
         return out
 
     def summary(self) -> dict:
@@ -322,4 +340,8 @@ class Specialist:
             "accepts_images": self.accepts_images,
             "verifier": self.verifier is not None,
             "practice": self.practice is not None,
+            "policy": asdict(self.policy) if self.policy is not None else None,
+            "quality": None if self.quality is None else {"method": self.quality.method, "k": self.quality.k,
+                                                          "check": self.quality.check is not None,
+                                                          "vote_key": self.quality.vote_key is not None},
         }

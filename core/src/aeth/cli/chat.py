@@ -119,7 +119,7 @@ class _Session:
         return decode_input(raw, "standard input")
 
     def _turn(self, text: str) -> None:
-        from aeth.errors import AethError
+        from aeth.errors import AethError, PolicyBlocked
         from aeth.request import Request
 
         seed = None if self.seed is None else self.seed + self.convo.turns
@@ -129,6 +129,8 @@ class _Session:
         try:
             answer = self.app.stream(request, chat=self.memory, cancel=stop.is_set)
         except AethError as e:  # blocked input, no router: the session goes on
+            if isinstance(e, PolicyBlocked):
+                self.app.log_blocked(request, e, "chat")
             self._say(f"error: {e}", fg="red")
             return
         if not self.quiet and not self.convo.specialist:

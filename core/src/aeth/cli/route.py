@@ -33,8 +33,8 @@ def route(ctx, prompt, as_json, evaluate):
     if not prompt:
         raise click.UsageError("give a PROMPT to route, or --evaluate")
     request = Request(prompt=prompt)
-    app.check_input(request)
     winner, bids = app.route(request)
+    app.check_input(request, app.specialist(winner.specialist))
     if as_json:
         click.echo(json.dumps({"winner": winner.specialist, "bids": [b.__dict__ for b in bids]}, ensure_ascii=False))
         return

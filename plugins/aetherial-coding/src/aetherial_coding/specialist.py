@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aeth import AdapterSpec, GenerationDefaults, Specialist
+from aeth import AdapterSpec, GenerationDefaults, Policy, Specialist
 from aeth.datasets import package_file, read_prompts
 from aetherial_coding.evals import build_suite
 from aetherial_coding.recipe import build_recipe, practice
@@ -33,5 +33,7 @@ def build_specialist() -> Specialist:
         # answers to prompts that carry tests are checked by running them in the sandbox
         verifier=verify,
         practice=practice,
+        # keys, tokens and private keys in answers are masked (code answers echo config files and .env lines)
+        policy=Policy(secrets="mask"),
         version="0.1",
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aeth import AdapterSpec, GenerationDefaults, Specialist
+from aeth import AdapterSpec, GenerationDefaults, Policy, Specialist
 from aeth.datasets import package_file, read_prompts
 from aetherial_ecommerce.evals import build_suite
 from aetherial_ecommerce.recipe import build_recipe
@@ -32,5 +32,8 @@ def build_specialist() -> Specialist:
         generation=GenerationDefaults(temperature=0.0, top_p=0.9, top_k=50, max_tokens=384, repetition_penalty=1.0),
         recipe=build_recipe(),
         suite=build_suite(),
+        # customer data (emails, phone and card numbers, addresses of payment) is masked in answers and
+        # before an interaction is stored: support replies quote what customers wrote
+        policy=Policy(pii="mask", redact=True),
         version="0.1",
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aeth import AdapterSpec, GenerationDefaults, Specialist
+from aeth import AdapterSpec, GenerationDefaults, Policy, Specialist
 from aeth.datasets import package_file, read_prompts
 from aetherial_elearning.evals import build_suite
 from aetherial_elearning.recipe import build_recipe
@@ -30,5 +30,8 @@ def build_specialist() -> Specialist:
         generation=GenerationDefaults(temperature=0.0, top_p=0.9, top_k=50, max_tokens=512, repetition_penalty=1.0),
         recipe=build_recipe(),
         suite=build_suite(),
+        # learners may be children: the input classifier blocks at its lower, strict score, and personal
+        # data is masked in answers and before an interaction is stored
+        policy=Policy(strict=True, pii="mask", redact=True),
         version="0.1",
     )
