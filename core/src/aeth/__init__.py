@@ -11,6 +11,7 @@ from aeth.config import Config
 from aeth.errors import AethError, ConfigError, ModelError, PluginError, PolicyBlocked, RoutingError, SpecialistError
 from aeth.hookspecs import hookimpl
 from aeth.request import Bid, GenerationContext, Request, Response, Sampling
+from aeth.quality import Quality
 from aeth.safety.policy import Policy
 from aeth.specialist import AdapterSpec, DatasetRecipe, EvalCase, EvalSuite, GenerationDefaults, Specialist
 
@@ -61,6 +62,7 @@ __all__ = [
     "PluginError",
     "Policy",
     "PolicyBlocked",
+    "Quality",
     "Request",
     "Response",
     "RoutingError",

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from aeth.compose import ComposedAnswer, plan
 from aeth.config import Config, load_config
 from aeth.errors import PluginError, PolicyBlocked, RoutingError, SpecialistError
 from aeth.models.adapters import AdapterStore
@@ -351,7 +352,7 @@ class Aeth:
                         top_k=pick("top_k", d.top_k), max_tokens=pick("max_tokens", d.max_tokens),
                         repetition_penalty=pick("repetition_penalty", d.repetition_penalty), seed=pick("seed", None))
 
-    def stream(self, request: Request, *, chat: Any = None, cancel: Callable[[], bool] | None = None) -> Answer:
+    def stream(self, request: Request, *, chat: Any = None, cancel: Callable[[], bool] | None = None) -> Answer | ComposedAnswer:
         """Check, route and start answering ``request``; iterate the result for text.
 
         ``chat`` (an :class:`aeth.chat.ChatMemory`) makes the request a turn of a conversation whose
@@ -361,9 +362,26 @@ class Aeth:
         if not request.prompt or not request.prompt.strip():
             raise SpecialistError("the prompt is empty: give one as an argument or on standard input")
         bid, bids = self.route(request)
+        parts = plan(self, request, bids) if chat is None else None
+        if parts:
+            return self.compose(request, parts, bids, cancel=cancel)
         specialist = self.specialist(bid.specialist)
         self.check_input(request, specialist)
         return Answer(self, request, specialist, bid, bids, chat=chat, cancel=cancel)
+
+    def compose(self, request: Request, parts: list[Any], bids: list[Bid], *, cancel: Callable[[], bool] | None = None,
+                check: bool = True) -> ComposedAnswer:
+        """The reply of several specialists to ``request``, one :class:`Answer` per
+        :class:`~aeth.compose.Part` (see :mod:`aeth.compose`); each part passes its own
+        specialist's input policy first (``check=False``: already checked)."""
+        answers = []
+        for part in parts:
+            specialist = self.specialist(part.specialist)
+            sub = replace(request, prompt=part.prompt, specialist=None)
+            if check:
+                self.check_input(sub, specialist)
+            answers.append(Answer(self, sub, specialist, part.bid, bids, cancel=cancel))
+        return ComposedAnswer(self, request, parts, answers, bids)
 
     def run(self, request: Request) -> Response:
         """Answer ``request`` completely and return the response."""

@@ -139,6 +139,10 @@ KEYS: dict[str, Key] = {
     "model.trust_remote_code": Key(False, _bool, "allow a hub model's own Python code to run (off: never by default)"),
     "router.threshold": Key(0.20, _number(float, -1.0, 1.0), "best similarity below this falls back to router.fallback"),
     "router.fallback": Key("general", _text, "specialist that answers when no specialist is confident"),
+    "router.compose": Key(True, _bool, "answer a prompt whose requests belong to different specialists part by part, "
+                          "each by its own specialist, composed into one reply (see docs/safety.md)"),
+    "router.margin": Key(0.0, _number(float, 0.0, 1.0), "when above 0 and the runner-up's bid is within this of the "
+                         "winner's, both specialists answer and the reply composes the two (0: never)"),
     "router.top_k": Key(3, _number(int, 1, 100), "how many nearest routing examples are averaged per specialist"),
     "generation.temperature": Key(None, _number(float, 0.0, 10.0, optional=True), "sampling temperature (0 = greedy); unset: the specialist's"),
     "generation.top_p": Key(None, _number(float, 0.0, 1.0, optional=True), "nucleus sampling; unset: the specialist's"),

@@ -108,6 +108,8 @@ class Response:
     adapter: str | None = None  #: the adapter version that answered (None: the bare base model)
     #: what quality control did (:mod:`aeth.quality`): method, k, answers generated, which one left; None when off
     quality: dict | None = None
+    #: the specialists whose answers make up a composed reply (:mod:`aeth.compose`), in order; None: one answered
+    contributors: list[dict] | None = None
 
     @property
     def tokens_per_second(self) -> float:

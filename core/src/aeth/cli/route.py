@@ -32,19 +32,27 @@ def route(ctx, prompt, as_json, evaluate):
         return
     if not prompt:
         raise click.UsageError("give a PROMPT to route, or --evaluate")
+    from aeth.compose import plan
+
     request = Request(prompt=prompt)
     winner, bids = app.route(request)
-    app.check_input(request, app.specialist(winner.specialist))
+    parts = plan(app, request, bids) or []
+    for part in parts or [None]:
+        app.check_input(Request(part.prompt) if part else request, app.specialist(part.specialist if part else winner.specialist))
     if as_json:
-        click.echo(json.dumps({"winner": winner.specialist, "bids": [b.__dict__ for b in bids]}, ensure_ascii=False))
+        click.echo(json.dumps({"winner": winner.specialist, "bids": [b.__dict__ for b in bids],
+                               "parts": [{"specialist": p.specialist, "part": p.prompt, "score": p.bid.score} for p in parts]},
+                              ensure_ascii=False))
         return
     from rich.console import Console
     from rich.table import Table
 
     table = Table("", "specialist", "score", "router", "reason", box=None)
     for b in bids:
-        table.add_row("->" if b is winner else "", b.specialist, f"{b.score:.3f}", b.plugin, b.reason)
+        table.add_row("->" if b is winner and not parts else "", b.specialist, f"{b.score:.3f}", b.plugin, b.reason)
     Console().print(table)
+    if parts:
+        click.echo("composed from " + "; ".join(f"{p.specialist} for {p.prompt!r} ({p.bid.score:.2f})" for p in parts))
 
 
 def _evaluate(app, as_json: bool) -> None:

@@ -112,7 +112,7 @@ def _answer(ctx, app, request, as_json: bool, quiet: bool) -> None:
                                "interaction": interaction}, ensure_ascii=False))
         ctx.exit(1)
     if not quiet and not as_json:
-        click.secho(f"[{answer.specialist.name}] {answer.bid.reason}", err=True, dim=True)
+        click.secho(f"[{answer.bid.specialist}] {answer.bid.reason}", err=True, dim=True)
     if as_json:
         answer.text()
         out = answer.response.to_dict()

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from aeth.compose import plan
 from aeth.errors import AethError, InputTooLong, PolicyBlocked, SpecialistError
 from aeth.quality import quality_for
 from aeth.request import Bid, Request, Response
@@ -50,16 +52,26 @@ class Completion:
     finish: list[str] = field(default_factory=list)
     #: answer index -> the output check that blocked it (its text is withheld and not stored)
     blocked: dict[int, dict[str, str]] = field(default_factory=dict)
+    #: the specialists composing the answer, one per part (aeth.compose); empty: ``specialist`` alone
+    parts: list[Any] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """Who answers: the specialist, or the contributors joined with ``+``."""
+        return "+".join(p.specialist for p in self.parts) if self.parts else self.specialist.name
 
     def aeth(self, final: bool = False) -> dict[str, Any]:
         """The ``aeth`` object of a response: who answered, why, and the interaction ids."""
-        out = {"specialist": self.specialist.name, "interaction": self.interactions[0],
+        out = {"specialist": self.name, "interaction": self.interactions[0],
                "route": {"reason": self.bid.reason, "score": round(self.bid.score, 4),
                          "bids": [{"specialist": b.specialist, "score": round(b.score, 4)} for b in self.bids]}}
         if len(self.interactions) > 1:
             out["interactions"] = self.interactions
         if final and self.generations:
             out["adapter"] = self.generations[0].stats.get("adapter")
+            if self.parts:
+                out["contributors"] = self.generations[0].stats.get("contributors") or [
+                    {"specialist": p.specialist, "part": p.prompt} for p in self.parts]
             if self.generations[0].stats.get("quality"):
                 out["quality"] = [g.stats.get("quality") for g in self.generations] if len(self.generations) > 1 \
                     else self.generations[0].stats["quality"]
@@ -71,7 +83,7 @@ class Completion:
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def headers(self) -> dict[str, str]:
-        return {"x-aeth-specialist": self.specialist.name, "x-aeth-interaction": self.interactions[0]}
+        return {"x-aeth-specialist": self.name, "x-aeth-interaction": self.interactions[0]}
 
 
 def to_request(body: ChatCompletionRequest) -> Request:
@@ -132,8 +144,10 @@ class Completions:
 
     # ---- before generating ----------------------------------------------------------------------
 
-    def choose(self, body: ChatCompletionRequest, request: Request, key: Any) -> tuple[Specialist, Bid, list[Bid], str | None]:
-        """Who answers: the router for ``aeth``, else the named specialist (and version)."""
+    def choose(self, body: ChatCompletionRequest, request: Request,
+               key: Any) -> tuple[Specialist, Bid, list[Bid], str | None, list[Any]]:
+        """Who answers: the router for ``aeth`` (one specialist, or several composing the answer when
+        the prompt's requests belong to different ones: the parts), else the named specialist (and version)."""
         from aeth.models.adapters import AdapterError
 
         allowed = getattr(key, "specialists", None) or None
@@ -147,8 +161,13 @@ class Completions:
                 what = "no specialist this key may use bid for it" if bids else "no router made a bid"
                 raise APIError(403 if bids else 400, f"cannot route this request: {what}", code="model_not_allowed")
             spec = self.app.specialist(usable[0].specialist)
+            parts = plan(self.app, request, usable) if request.images == () else None
+            if parts and all(allowed is None or p.specialist in allowed for p in parts):
+                for part in parts:
+                    self.check_input(replace(request, prompt=part.prompt), self.app.specialist(part.specialist), key)
+                return self.app.specialist(parts[0].specialist), parts[0].bid, bids, None, parts
             self.check_input(request, spec, key)
-            return spec, usable[0], bids, None
+            return spec, usable[0], bids, None, []
         name, _, version = body.model.partition("@")
         try:
             spec = self.app.specialist(name)
@@ -164,7 +183,7 @@ class Completions:
             except AdapterError as e:
                 raise APIError(404, f"model {body.model!r} does not exist: {e}", code="model_not_found", param="model") from None
         self.check_input(request, spec, key)
-        return spec, Bid(spec.name, 1.0, "named in the request's model", "user"), [], version or None
+        return spec, Bid(spec.name, 1.0, "named in the request's model", "user"), [], version or None, []
 
     def check_input(self, request: Request, spec: Specialist, key: Any) -> None:
         """The input policy for ``spec``: a refused request is logged (finish_reason
@@ -182,14 +201,16 @@ class Completions:
         request = to_request(body)
         if key is not None:
             request.metadata["api_key"] = key.name  # the key's own policy (policy.key:<name>.*)
-        spec, bid, bids, adapter = await run_in_threadpool(self.choose, body, request, key)
-        self.metrics.routes.labels(spec.name, "routed" if body.model == ROUTED else "named").inc()
+        spec, bid, bids, adapter, parts = await run_in_threadpool(self.choose, body, request, key)
         interactions = [new_id() for _ in range(body.n)]
         done = Completion(body, key, request, spec, bid, bids, adapter, interactions, started,
-                          id=f"chatcmpl-{interactions[0]}")
+                          id=f"chatcmpl-{interactions[0]}", parts=parts)
+        self.metrics.routes.labels(done.name, "composed" if parts else "routed" if body.model == ROUTED else "named").inc()
         sampling = self.app.sampling(spec, request)
         mask = self.app.policy(spec, request).masker()
         engine = self.engine if quality_for(self.app, spec)[0] == "off" else self.controlled
+        if parts:  # each part answered by its specialist as `aeth run` answers it (its own policy and quality)
+            engine, mask = HookEngine(self.app, hook=partial(self._composed, parts, bids)), None
         for i in range(body.n):
             seeded = sampling if sampling.seed is None else type(sampling)(**{**sampling.__dict__, "seed": sampling.seed + i})
             job = Job(spec, request, seeded, adapter=adapter, stop=body.stops(), mask=mask,
@@ -218,6 +239,25 @@ class Completions:
 
         return stream()
 
+    def _composed(self, parts: list[Any], bids: list[Bid], specialist: Specialist, request: Request, context: Any) -> Any:
+        """The ``generate`` of a composed answer (:mod:`aeth.compose`): each part's answer in turn;
+        a part its specialist's output policy blocks ends the answer with "content_filter"."""
+        answer = self.app.compose(replace(request, seed=context.sampling.seed), parts, bids, cancel=context.cancel,
+                                  check=False)
+
+        def stream():
+            try:
+                yield from answer
+            except PolicyBlocked as e:
+                context.stats.update(finish_reason="content_filter",
+                                     blocked={"stage": e.stage, "plugin": e.plugin, "rule": e.reason})
+                return
+            r = answer.response
+            context.stats.update(tokens_in=r.tokens_in, tokens_out=r.tokens_out, finish_reason=r.finish_reason,
+                                 contributors=r.contributors, machine_seconds=r.seconds - r.load_seconds)
+
+        return stream()
+
     # ---- after generating -----------------------------------------------------------------------
 
     async def finish(self, done: Completion, status: int = 200) -> None:
@@ -226,17 +266,20 @@ class Completions:
         done.finish = []
         for i, (gen, text) in enumerate(zip(done.generations, done.texts, strict=True)):
             reason = {"length": "length", "cancelled": "cancelled"}.get(gen.stats.get("finish_reason"), "stop")
-            response = Response(id=done.request.id, specialist=done.specialist.name, text=text, reason=done.bid.reason,
+            response = Response(id=done.request.id, specialist=done.name, text=text, reason=done.bid.reason,
                                 score=done.bid.score, tokens_in=gen.stats.get("tokens_in", 0),
                                 tokens_out=gen.stats.get("tokens_out", 0), finish_reason=reason,
                                 adapter=gen.stats.get("adapter"))
             try:
-                self.app.check_output(done.request, response, done.specialist)
+                if gen.stats.get("blocked"):  # a composed answer's part (each part was checked by its own policy)
+                    raise PolicyBlocked(gen.stats["blocked"]["plugin"], gen.stats["blocked"]["rule"], "output")
+                if not done.parts:
+                    self.app.check_output(done.request, response, done.specialist)
             except PolicyBlocked as e:
                 reason = "content_filter"
                 done.blocked[i] = {"stage": e.stage, "plugin": e.plugin, "rule": e.reason}
                 done.texts[i] = ""  # withheld from the response (a stream's text already went out) and the log
-                self.metrics.blocked.labels(done.specialist.name, e.stage).inc()
+                self.metrics.blocked.labels(done.name, e.stage).inc()
             done.finish.append(reason)
         seconds = time.perf_counter() - done.started
         await run_in_threadpool(self._log, done, seconds)
@@ -244,9 +287,9 @@ class Completions:
         if done.key is not None:
             self.limiter.charge(done.key.id, usage["total_tokens"])
         adapter = done.generations[0].stats.get("adapter") if done.generations else None
-        self.metrics.answered(status, done.specialist.name, adapter, done.generations[0].stats, seconds)
+        self.metrics.answered(status, done.name, adapter, done.generations[0].stats, seconds)
         for gen in done.generations[1:]:
-            self.metrics.tokens.labels("out", done.specialist.name).inc(gen.stats.get("tokens_out", 0))
+            self.metrics.tokens.labels("out", done.name).inc(gen.stats.get("tokens_out", 0))
 
     def abandon(self, done: Completion, texts: list[list[str]]) -> None:
         """The client left before the answer was complete: cancel the generations and, once they
@@ -279,10 +322,12 @@ class Completions:
         from aeth.store.answers import route_of
 
         messages = merge_system(build_messages(done.specialist, done.request))  # as the model was sent them
+        if done.parts:  # each contributor had its own system prompt: the user's turns
+            messages = [m for m in messages if m["role"] != "system"]
         route = route_of(done.bid, done.bids)
         for i, (gen, text) in enumerate(zip(done.generations, done.texts, strict=True)):
             s = gen.stats
-            row = Interaction(messages=messages, answer=text, specialist=done.specialist.name, source="serve",
+            row = Interaction(messages=messages, answer=text, specialist=done.name, source="serve",
                               model=s.get("model"), adapter=s.get("adapter"), sampling=dict(gen.job.sampling.__dict__),
                               tokens_in=s.get("tokens_in", 0), tokens_out=s.get("tokens_out", 0),
                               latency_s=round(seconds, 4), ttft_s=s.get("ttft_s"),
@@ -290,7 +335,8 @@ class Completions:
                               key_id=getattr(done.key, "id", None), route=route,
                               group_id=done.id if len(done.generations) > 1 else None, choice_index=i,
                               metadata={**done.request.metadata, **({"blocked": done.blocked[i]} if i in done.blocked else {}),
-                                        **({"quality": s["quality"]} if s.get("quality") else {})},
+                                        **({"quality": s["quality"]} if s.get("quality") else {}),
+                                        **({"contributors": s["contributors"]} if s.get("contributors") else {})},
                               id=done.interactions[i])
             if self.app.config.get("store.log_interactions", True):
                 self.app.store.record(self.app.for_storage(row, getattr(done.key, "name", None)))

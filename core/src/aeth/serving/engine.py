@@ -94,8 +94,9 @@ class HookEngine(Engine):
         gen.stats.update(tokens_in=s.get("tokens_in", 0), tokens_out=s.get("tokens_out", 0), model=s.get("model"),
                          adapter=s.get("adapter"), finish_reason=s.get("finish_reason") or "stop",
                          machine_seconds=s.get("machine_seconds") or round(time.perf_counter() - started, 4))
-        if s.get("quality"):  # what quality control did (aeth.quality)
-            gen.stats["quality"] = s["quality"]
+        for extra in ("quality", "contributors", "blocked"):  # quality control, a composed answer (aeth.quality, aeth.compose)
+            if s.get(extra):
+                gen.stats[extra] = s[extra]
         gen.finish(error)
 
     def stats(self) -> dict[str, Any]:

@@ -31,8 +31,12 @@ def interaction_from_answer(answer: Any, source: str, *, key_id: str | None = No
         meta["images"] = len(request.images)
     if response.quality:
         meta["quality"] = response.quality
+    messages = build_messages(answer.specialist, request)
+    if response.contributors:  # a composed reply: the user's turns (each contributor had its own system prompt)
+        meta["contributors"] = response.contributors
+        messages = [m for m in messages if m["role"] != "system"]
     return Interaction(
-        messages=build_messages(answer.specialist, request), answer=response.text, specialist=response.specialist,
+        messages=messages, answer=response.text, specialist=response.specialist,
         source=source, model=stats.get("model"), adapter=response.adapter, sampling=asdict(sampling),
         tokens_in=response.tokens_in, tokens_out=response.tokens_out, latency_s=response.seconds,
         ttft_s=getattr(answer, "ttft_s", None), machine_seconds=max(response.seconds - response.load_seconds, 0.0),
