@@ -20,6 +20,7 @@ from aeth.routing.cache import EmbeddingCache, cache_key
 from aeth.routing.embedder import Embedder
 from aeth.routing.router import EmbeddingRouter, Match
 from aeth.specialist import Specialist
+from aeth.testing import CountingEmbedder
 
 THRESHOLD = 0.25  # the separating threshold on this data: see test_off_topic_falls_back_to_general
 
@@ -60,18 +61,6 @@ IN_DOMAIN = [
     ("Why do planets orbit the sun?", "astronomy"),                      # 0.39
 ]
 OFF_TOPIC = "What is the capital of France?"  # best: astronomy 0.23
-
-
-class CountingEmbedder(Embedder):
-    """The real embedder, recording every list of texts it is asked to embed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[list[str]] = []
-
-    def embed(self, texts):
-        self.calls.append(list(texts))
-        return super().embed(texts)
 
 
 @pytest.fixture(scope="module")

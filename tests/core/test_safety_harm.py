@@ -12,21 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aeth.routing.embedder import Embedder
 from aeth.safety import harm
 from aeth.safety.harm import Finding, HarmClassifier, load_examples
-
-
-class CountingEmbedder(Embedder):
-    """The real embedder, recording every list of texts it is asked to embed."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[list[str]] = []
-
-    def embed(self, texts):
-        self.calls.append(list(texts))
-        return super().embed(texts)
+from aeth.testing import CountingEmbedder
 
 
 class RenamedEmbedder(CountingEmbedder):

@@ -30,8 +30,11 @@ from typing import Any
 
 import pytest
 
+from aeth.routing.embedder import Embedder
+
 __all__ = [
     "HEAVY_MODULES",
+    "CountingEmbedder",
     "PostgresCluster",
     "SpecialistContract",
     "adder_plugin_source",
@@ -685,3 +688,16 @@ class SpecialistContract:
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "[]", f"importing {self._plugin_module} imported {done.stdout.strip()}"
+
+
+class CountingEmbedder(Embedder):
+    """aeth's real sentence encoder (the router's MiniLM), recording in ``calls`` every list of
+    texts it is asked to embed: a test can tell what was embedded and what came from a cache."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts):
+        self.calls.append(list(texts))
+        return super().embed(texts)

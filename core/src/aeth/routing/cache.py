@@ -88,41 +88,12 @@ class EmbeddingCache:
         return vectors
 
     def _read(self, path: Path, rows: int) -> np.ndarray | None:
-        if not path.is_file():
-            return None
-        try:
-            with path.open("rb") as f:  # read_array: plain .npy only (np.load would also open zips)
-                vectors = np.lib.format.read_array(f, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:  # truncated, garbage, a pickle: all just a miss
-            log.info("routing cache %s unreadable (%s: %s); rebuilding it", path, type(e).__name__, e)
-            return None
-        if (vectors.dtype != np.float32 or vectors.shape != (rows, self.embedder.dim)
-                or not np.isfinite(vectors).all()):
-            log.info("routing cache %s has shape %s %s, expected (%d, %d) float32; rebuilding it",
-                     path, vectors.shape, vectors.dtype, rows, self.embedder.dim)
-            return None
-        return vectors
+        return read_vectors(path, rows, self.embedder.dim, "routing cache")
 
     def _write(self, path: Path, vectors: np.ndarray) -> None:
-        tmp = None
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, vectors, allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            tmp = None
-            fsync_dir(path.parent)
+        if write_vectors(path, vectors, "routing cache", "routing goes on without it, but re-embeds examples in every "
+                         f"process: make {self.directory} writable or set AETH_HOME"):
             self._prune(path)
-        except OSError as e:  # read-only or full home: route anyway, just without the disk cache
-            log.warning("could not write routing cache %s (%s); routing goes on without it, "
-                        "but re-embeds examples in every process: make %s writable or set AETH_HOME",
-                        path, e, self.directory)
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
 
     def _prune(self, keep: Path) -> None:
         # Older entries of the same specialist (other version, other examples) will not be read
@@ -131,3 +102,44 @@ class EmbeddingCache:
         for old in self.directory.glob(f"{name}.*.npy"):
             if old != keep:
                 old.unlink(missing_ok=True)
+
+
+def read_vectors(path: Path, rows: int, dim: int, what: str) -> np.ndarray | None:
+    """The ``(rows, dim)`` float32 array cached at ``path``; None when it is missing, unreadable
+    or of another shape (``what`` names the cache in the log line that says so)."""
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as f:  # read_array: plain .npy only (np.load would also open zips), never a pickle
+            vectors = np.lib.format.read_array(f, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:  # truncated, garbage, a pickle: all just a miss
+        log.info("%s %s unreadable (%s: %s); rebuilding it", what, path, type(e).__name__, e)
+        return None
+    if vectors.dtype != np.float32 or vectors.shape != (rows, dim) or not np.isfinite(vectors).all():
+        log.info("%s %s has shape %s %s, expected (%d, %d) float32; rebuilding it", what, path, vectors.shape,
+                 vectors.dtype, rows, dim)
+        return None
+    return vectors
+
+
+def write_vectors(path: Path, vectors: np.ndarray, what: str, consequence: str) -> bool:
+    """Write ``vectors`` to ``path`` atomically (temp file, fsync, rename); False, with one warning
+    naming ``what`` and the ``consequence``, when the directory cannot be written."""
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, vectors, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        fsync_dir(path.parent)
+        return True
+    except OSError as e:  # read-only or full home: go on, just without the disk cache
+        log.warning("could not write %s %s (%s); %s", what, path, e, consequence)
+        return False
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)

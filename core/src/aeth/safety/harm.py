@@ -34,9 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,8 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aeth.atomic import fsync_dir
-from aeth.routing.cache import TextEmbedder
+from aeth.routing.cache import TextEmbedder, read_vectors, write_vectors
 from aeth.routing.embedder import normalise
 from aeth.routing.index import quote
 
@@ -160,45 +157,6 @@ def _cache_key(texts: list[str], labels: list[str], embedder_id: str) -> str:
     return hashlib.sha256(json.dumps([FORMAT, embedder_id, texts, labels], ensure_ascii=False).encode()).hexdigest()
 
 
-def _read_vectors(path: Path, rows: int, dim: int) -> np.ndarray | None:
-    if not path.is_file():
-        return None
-    try:
-        with path.open("rb") as f:  # read_array: a plain .npy only, never a pickle
-            vectors = np.lib.format.read_array(f, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as e:
-        log.info("safety cache %s unreadable (%s: %s); rebuilding it", path, type(e).__name__, e)
-        return None
-    if vectors.dtype != np.float32 or vectors.shape != (rows, dim) or not np.isfinite(vectors).all():
-        log.info("safety cache %s has shape %s %s, expected (%d, %d) float32; rebuilding it", path, vectors.shape,
-                 vectors.dtype, rows, dim)
-        return None
-    return vectors
-
-
-def _write_vectors(path: Path, vectors: np.ndarray) -> None:
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, vectors, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        fsync_dir(path.parent)
-        for old in path.parent.glob("harm.*.npy"):  # other examples or another embedder: never read again
-            if old != path:
-                old.unlink(missing_ok=True)
-    except OSError as e:  # a read-only home only costs the disk cache
-        log.warning("could not write the safety cache %s (%s); the classifier re-embeds its examples in every "
-                    "process: make %s writable or set AETH_HOME", path, e, path.parent)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-
-
 def fit_softmax(x: np.ndarray, y: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
     """Weights ``(dim, classes)`` and biases of an L2-regularised softmax regression of labels ``y``
     on unit rows ``x``, each class weighted equally whatever its count (full-batch gradient descent)."""
@@ -287,11 +245,15 @@ class HarmClassifier:
                     path = self.cache_path
                     vectors = shipped_vectors(self.key, len(self.texts), self.embedder.dim)
                     if vectors is None and path is not None:
-                        vectors = _read_vectors(path, len(self.texts), self.embedder.dim)
+                        vectors = read_vectors(path, len(self.texts), self.embedder.dim, "safety cache")
                     if vectors is None:
                         vectors = np.asarray(self.embedder.embed(self.texts), dtype=np.float32)
-                        if path is not None:
-                            _write_vectors(path, vectors)
+                        if path is not None and write_vectors(
+                                path, vectors, "safety cache", "the classifier re-embeds its examples in every process: "
+                                f"make {path.parent} writable or set AETH_HOME"):
+                            for old in path.parent.glob("harm.*.npy"):  # other examples or encoder: never read again
+                                if old != path:
+                                    old.unlink(missing_ok=True)
                     vectors.setflags(write=False)
                     self._weights, self._bias = fit_softmax(vectors, self.labels, len(LABELS))
                     self._vectors = vectors
