@@ -23,6 +23,7 @@ from aeth.app import Aeth
 from aeth.cli import cli
 from aeth.compose import SEPARATOR, plan, split_requests
 from aeth.config import load_config
+from aeth.plugins import reset_default_host
 from aeth.testing import install_plugin_source
 
 NO_INPUT_CHECKS = ["policy.default.harmful=off", "policy.default.jailbreak=off", "policy.default.injection=off"]
@@ -61,7 +62,9 @@ def two(aeth_home, tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path / "plugin"))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return env
+    reset_default_host()  # this process's host: aeth's defaults and this plugin only (no installed specialists)
+    yield env
+    reset_default_host()
 
 
 def make_app(*overrides: str) -> Aeth:
