@@ -99,11 +99,11 @@ def test_best_of_k_generates_k_together_and_keeps_the_first_that_passes(judged):
 
 def test_vote_returns_the_answer_most_samples_agree_on(judged):
     response = run(make_app("quality.qc.method=vote", "quality.qc.k=5"), seed=0)
-    # samples 0..4 (seeds 0..4): 9, 5, 5, 9, 4: a tie between 9 and 5 goes to the earliest (9)
-    assert response.quality["votes"] == {"9": 2, "5": 2, "4": 1} and response.quality["answer"] == "9"
-    assert response.text == "bad 9 (seed 0)" and response.quality["chosen"] == 0
-    three = run(make_app("quality.qc.method=vote", "quality.qc.k=3"), seed=0)  # 9, 5, 5: 5 wins
-    assert three.quality["answer"] == "5" and three.text == "good 5 (seed 1)"
+    # the greedy answer (7), then samples with seeds 1..4: 5, 5, 9, 4: 5 wins
+    assert response.quality["votes"] == {"5": 2, "7": 1, "9": 1, "4": 1} and response.quality["answer"] == "5"
+    assert response.text == "good 5 (seed 1)" and response.quality["chosen"] == 1
+    two = run(make_app("quality.qc.method=vote", "quality.qc.k=2"), seed=3)  # 7 and 9 (seed 3000010): a tie, the earliest
+    assert two.quality["votes"] == {"7": 1, "9": 1} and two.text == "bad 7 (greedy)" and two.quality["chosen"] == 0
 
 
 def test_extra_samples_are_sampled_even_for_a_greedy_specialist(judged):

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from aeth.config import Config
 from aeth.errors import AethError, ConfigError, ModelError, PluginError, PolicyBlocked, RoutingError, SpecialistError
 from aeth.hookspecs import hookimpl
-from aeth.request import Bid, GenerationContext, Request, Response, Sampling
 from aeth.quality import Quality
+from aeth.request import Bid, GenerationContext, Request, Response, Sampling
 from aeth.safety.policy import Policy
 from aeth.specialist import AdapterSpec, DatasetRecipe, EvalCase, EvalSuite, GenerationDefaults, Specialist
 

@@ -12,8 +12,9 @@ all), over the plugin's defaults:
   all); the first that passes leaves, else the first answer;
 - ``best``: best-of-k: the answer and ``k - 1`` samples decoded together; the first that passes
   ``check`` leaves (the answer itself when it passes), else the first;
-- ``vote``: self-consistency: ``k`` samples decoded together; the answer whose ``vote_key`` most
-  samples share leaves (ties: the earliest), else the first.
+- ``vote``: self-consistency: the answer and ``k - 1`` samples decoded together; the one whose
+  ``vote_key`` most of them share leaves (ties: the earliest), else the first (the answer itself:
+  a greedy answer is never lost to samples that give no final answer).
 
 Samples beyond the first use the specialist's temperature, or :data:`SAMPLE_TEMPERATURE` where it
 answers greedily (greedy samples would all be the same), each with its own seed (derived from the
@@ -148,7 +149,7 @@ def choose(method: str, k: int, quality: Quality | None, request: Any, sampling:
         candidates = [finish(g) for g in gens]
         chosen = next((c for c in candidates if c.problem is None), candidates[0])
     elif method == "vote":
-        gens = [sample(i) for i in range(k)]
+        gens = [start(sampling), *(sample(i) for i in range(1, k))]  # the answer itself votes too
         candidates = [finish(g) for g in gens]
         votes = Counter(c.key for c in candidates if c.key is not None)
         top = max(votes.values(), default=0)
