@@ -123,13 +123,11 @@ def fixed(truth: str) -> str:
 
 def sign_test(before: list[bool], after: list[bool]) -> tuple[int, int, float]:
     """(improved, worsened, two-sided exact sign-test p) on paired outcomes; ties drop out."""
+    from aeth.evals.sweep import sign_test as p_value
+
     up = sum(a and not b for b, a in zip(before, after, strict=True))
     down = sum(b and not a for b, a in zip(before, after, strict=True))
-    n = up + down
-    if n == 0:
-        return 0, 0, 1.0
-    tail = sum(math.comb(n, i) for i in range(min(up, down) + 1)) / 2 ** n
-    return up, down, min(1.0, 2 * tail)
+    return up, down, p_value([float(a) for a in after], [float(b) for b in before])
 
 
 # ---- the application, the specialist and the engine ------------------------------------------------

@@ -76,13 +76,19 @@ def _function_block(text: str, name: str) -> str | None:
     return textwrap.dedent("\n".join(lines[start:end]))
 
 
-def python_blocks(text: str, line_start: bool = False) -> list[str]:
-    """The fenced code blocks of ``text`` that may be Python (untagged, or tagged anything but another
-    language), dedented, in order; an unclosed last fence runs to the end. With ``line_start``, only
+def code_blocks(text: str, line_start: bool = False) -> list[tuple[str, str]]:
+    """Every fenced code block of ``text`` as ``(tag, code)``: the tag lower-cased ("" when untagged),
+    the code dedented, in order; an unclosed last fence runs to the end. With ``line_start``, only
     fences that begin a line count (as in text a person wrote)."""
     fence = _LINE_FENCE if line_start else _FENCE
     # a block inside a markdown list item is indented as a whole
-    return [textwrap.dedent(body) for lang, body in fence.findall(text) if lang.lower() not in _NON_PYTHON]
+    return [(lang.lower(), textwrap.dedent(body)) for lang, body in fence.findall(text)]
+
+
+def python_blocks(text: str, line_start: bool = False) -> list[str]:
+    """The fenced code blocks of ``text`` that may be Python (untagged, or tagged anything but another
+    language), dedented, in order (see :func:`code_blocks`)."""
+    return [body for lang, body in code_blocks(text, line_start) if lang not in _NON_PYTHON]
 
 
 def unfenced(text: str, line_start: bool = False) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from aeth import AdapterSpec, GenerationDefaults, Policy, Specialist
+from aeth import AdapterSpec, GenerationDefaults, Policy, Quality, Specialist
 from aeth.datasets import package_file, read_prompts
 from aetherial_coding.evals import build_suite
+from aetherial_coding.quality import check
 from aetherial_coding.recipe import build_recipe, practice
 from aetherial_coding.verify import verify
 
@@ -35,5 +36,7 @@ def build_specialist() -> Specialist:
         practice=practice,
         # keys, tokens and private keys in answers are masked (code answers echo config files and .env lines)
         policy=Policy(secrets="mask"),
+        # code that does not parse or fails its own doctests (or the prompt's tests) is regenerated, up to 3 answers
+        quality=Quality(check=check, method="retry", k=3),
         version="0.1",
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from aeth import AdapterSpec, GenerationDefaults, Policy, Specialist
+from aeth import AdapterSpec, GenerationDefaults, Policy, Quality, Specialist
 from aeth.datasets import package_file, read_prompts
 from aetherial_elearning.evals import build_suite
+from aetherial_elearning.quality import check
 from aetherial_elearning.recipe import build_recipe
 
 SYSTEM_PROMPT = """\
@@ -33,5 +34,7 @@ def build_specialist() -> Specialist:
         # learners may be children: the input classifier blocks at its lower, strict score, and personal
         # data is masked in answers and before an interaction is stored
         policy=Policy(strict=True, pii="mask", redact=True),
+        # a quiz is validated (JSON, schema, count, distinct options, key) and retried once
+        quality=Quality(check=check, method="retry", k=2),
         version="0.1",
     )
