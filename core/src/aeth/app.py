@@ -91,23 +91,19 @@ class Answer:
     def _controlled(self, method: str, k: int, started: float) -> Iterator[str]:
         """The answer chosen by quality control (:mod:`aeth.quality`): its candidates decoded
         together by an engine made for it, then the chosen one, masked, in one piece."""
-        from aeth.quality import choose, combined_stats
+        from aeth.quality import controlled
         from aeth.serving.batching import BatchingEngine
-        from aeth.serving.generation import Job
 
         sampling = self.app.sampling(self.specialist, self.request)
         context = self.context = GenerationContext(self.app, sampling, cancel=self.cancel)
         engine = BatchingEngine(self.app)
         try:
-            chosen, candidates, report = choose(method, k, self.specialist.quality, self.request, sampling,
-                                                lambda s: engine.submit(Job(self.specialist, self.request, s)),
-                                                cancel=self.cancel)
+            text, stats, report = controlled(engine, method, k, self.specialist, self.request, sampling, cancel=self.cancel)
         finally:
             engine.close()
-        stats = context.stats
-        stats.update(combined_stats(chosen, candidates, report))
+        context.stats.update(stats)
         mask = self.app.policy(self.specialist, self.request).masker()
-        text = mask(chosen.text) if mask else chosen.text
+        text = mask(text) if mask else text
         self.ttft_s = round(time.perf_counter() - started, 4)
         if text:
             yield text

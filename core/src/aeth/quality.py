@@ -34,7 +34,7 @@ from typing import Any
 
 from aeth.config import QUALITY_METHODS
 
-__all__ = ["METHODS", "SAMPLE_TEMPERATURE", "Candidate", "Quality", "choose", "combined_stats", "quality_for"]
+__all__ = ["METHODS", "SAMPLE_TEMPERATURE", "Candidate", "Quality", "choose", "combined_stats", "controlled", "quality_for"]
 
 METHODS = QUALITY_METHODS
 #: the temperature of the extra samples when the specialist answers greedily
@@ -177,3 +177,17 @@ def combined_stats(chosen: Candidate, candidates: list[Candidate], report: dict)
     stats["machine_seconds"] = round(sum(c.stats.get("machine_seconds", 0.0) for c in candidates), 6)
     report["tokens_generated"] = sum(c.stats.get("tokens_out", 0) for c in candidates)
     return stats
+
+
+def controlled(engine: Any, method: str, k: int, specialist: Any, request: Any, sampling: Any, *,
+               adapter: str | None = None, cancel: Callable[[], bool] | None = None) -> tuple[str, dict, dict]:
+    """The answer to ``request`` that ``method`` chooses among candidates ``engine`` (an
+    :class:`~aeth.serving.engine.Engine`) decodes for ``specialist`` with its ``adapter``
+    (None: the active one): the chosen text, its stats (:func:`combined_stats`) and the report for
+    the response's ``quality``. What ``aeth run`` and ``aeth serve`` both call."""
+    from aeth.serving.generation import Job
+
+    chosen, candidates, report = choose(method, k, specialist.quality, request, sampling,
+                                        lambda s: engine.submit(Job(specialist, request, s, adapter=adapter)),
+                                        cancel=cancel)
+    return chosen.text, combined_stats(chosen, candidates, report), report

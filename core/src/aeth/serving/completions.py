@@ -161,7 +161,7 @@ class Completions:
                 what = "no specialist this key may use bid for it" if bids else "no router made a bid"
                 raise APIError(403 if bids else 400, f"cannot route this request: {what}", code="model_not_allowed")
             spec = self.app.specialist(usable[0].specialist)
-            parts = plan(self.app, request, usable) if request.images == () else None
+            parts = plan(self.app, request, usable)
             if parts and all(allowed is None or p.specialist in allowed for p in parts):
                 for part in parts:
                     self.check_input(replace(request, prompt=part.prompt), self.app.specialist(part.specialist), key)
@@ -226,16 +226,15 @@ class Completions:
     def _controlled(self, specialist: Specialist, request: Request, context: Any) -> Any:
         """The ``generate`` of :attr:`controlled`: the answer quality control chooses among
         candidates decoded by :attr:`engine` (one batch), as one chunk."""
-        from aeth.quality import choose, combined_stats
+        from aeth.quality import controlled
 
         method, k = quality_for(self.app, specialist)
 
         def stream():
-            chosen, candidates, report = choose(
-                method, k, specialist.quality, request, context.sampling,
-                lambda s: self.engine.submit(Job(specialist, request, s, adapter=context.adapter)), cancel=context.cancel)
-            context.stats.update(combined_stats(chosen, candidates, report), quality=report)
-            yield chosen.text
+            text, stats, report = controlled(self.engine, method, k, specialist, request, context.sampling,
+                                             adapter=context.adapter, cancel=context.cancel)
+            context.stats.update(stats, quality=report)
+            yield text
 
         return stream()
 
