@@ -137,8 +137,10 @@ class ComposedAnswer:
     def __init__(self, app: Any, request: Request, parts: list[Part], answers: list[Any], bids: list[Bid]):
         self.app, self.request, self.parts, self.answers, self.bids = app, request, parts, answers, bids
         self.specialist = answers[0].specialist
+        from aeth.routing.index import quote  # numpy: not at import time
+
         names = "+".join(p.specialist for p in parts)
-        reasons = "; ".join(f"{p.specialist} for {_quote(p.prompt)} ({p.bid.score:.2f})" for p in parts)
+        reasons = "; ".join(f"{p.specialist} for {quote(p.prompt, 48)} ({p.bid.score:.2f})" for p in parts)
         self.bid = Bid(names, min(p.bid.score for p in parts), f"composed: {reasons}", "aeth.compose")
         self.response: Any = None
         self.ttft_s: float | None = None
@@ -185,8 +187,3 @@ def contributor(part: Part, response: Any) -> dict[str, Any]:
     if response.quality:
         out["quality"] = response.quality
     return out
-
-
-def _quote(text: str, width: int = 48) -> str:
-    text = " ".join(text.split())
-    return repr(text if len(text) <= width else text[:width - 3] + "...")
